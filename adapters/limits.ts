@@ -1,0 +1,15 @@
+/**
+ * Buffer limits shared by the adapters: how many bytes may wait in each
+ * direction of one session before the sending side is paused.
+ *
+ * @module
+ */
+
+/** Bytes queued in a readable before its socket is paused. */
+export const HIGH_WATER_MARK = 256 * 1024;
+
+/** Bytes queued for the client before writes wait for the socket to drain. */
+export const SEND_HIGH_WATER_MARK = 1024 * 1024;
+
+/** The largest client message accepted; larger ones close with 1009. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;

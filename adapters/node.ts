@@ -1,0 +1,136 @@
+/**
+ * The server on `node:net` + `node:http` + `ws`, shared by Deno, Bun and
+ * Node: the one stack that behaves the same on all three (runtimes.md §4).
+ * Plain requests go to the Hono app; upgrades are decided by the same app and
+ * then handed to `ws`.
+ *
+ * @module
+ */
+import dns from "node:dns/promises";
+import http from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { getRequestListener } from "@hono/node-server";
+import { WebSocketServer } from "ws";
+import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
+import { MAX_MESSAGE_BYTES } from "./limits.ts";
+import { wsConn } from "./ws_conn.ts";
+
+/** Options for {@link listenNode}. */
+export interface ListenOptions {
+  /** Host name or address; empty means every address. */
+  readonly hostname: string;
+  readonly port: number;
+  /** Prefer IPv6 when resolving `hostname` (`-6`). */
+  readonly preferIpv6?: boolean;
+}
+
+/** Resolves a host name to one address, IPv4 first unless `preferIpv6`. */
+export async function resolveHost(hostname: string, preferIpv6 = false): Promise<string> {
+  if (hostname === "") return preferIpv6 ? "::" : "0.0.0.0";
+  if (net.isIP(hostname)) return hostname;
+  const all = await dns.lookup(hostname, { all: true });
+  const first = preferIpv6 ? 6 : 4;
+  return (all.find((a) => a.family === first) ?? all[0]!).address;
+}
+
+/**
+ * Listens for HTTP and WebSocket clients and drives `handlers`.
+ *
+ * @example
+ * ```ts
+ * const listener = await listenNode({ hostname: "127.0.0.1", port: 0 }, handlers);
+ * console.log(listener.addr.port);
+ * await listener.close();
+ * ```
+ */
+export async function listenNode(
+  options: ListenOptions,
+  handlers: ServerHandlers,
+): Promise<Listener> {
+  const host = await resolveHost(options.hostname, options.preferIpv6);
+  const infos = new WeakMap<object, ConnInfo>();
+  const protocols = new WeakMap<http.IncomingMessage, string>();
+  const sockets = new Set<net.Socket>();
+  let nextId = 1;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: MAX_MESSAGE_BYTES,
+    handleProtocols: (_offered, req) => protocols.get(req) || false,
+  });
+  const httpServer = http.createServer(
+    getRequestListener((req, env) =>
+      handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
+    ),
+  );
+  httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const info = infos.get(socket)!;
+    let accepted: { protocol: string; target: Target } | undefined;
+    const accept = (protocol: string, target: Target) => (accepted = { protocol, target });
+    Promise.resolve()
+      .then(() => handlers.fetch(toRequest(req), { info, accept }))
+      .then((res) => {
+        if (!accepted) return writeResponse(socket, res);
+        const { protocol, target } = accepted;
+        protocols.set(req, protocol);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          sockets.delete(socket as net.Socket);
+          handlers.open(wsConn(ws, protocol), target, info);
+        });
+      })
+      .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
+  });
+
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.once("close", () => sockets.delete(sock));
+    sock.setNoDelay(true);
+    const remote = { hostname: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
+    infos.set(sock, { id: nextId++, remote, tls: false });
+    httpServer.emit("connection", sock);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port: options.port, backlog: 511 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as net.AddressInfo;
+  const addr: NetAddr = { hostname: bound.address, port: bound.port };
+
+  return {
+    addr,
+    close() {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const sock of sockets) sock.destroy();
+      return stopped;
+    },
+  };
+}
+
+/** Builds a fetch `Request` from an upgrade request's head. */
+function toRequest(req: http.IncomingMessage): Request {
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  }
+  const host = req.headers.host ?? "localhost";
+  return new Request(new URL(req.url ?? "/", `http://${host}`), { method: req.method, headers });
+}
+
+/** Answers a refused upgrade on the raw socket and closes it. */
+async function writeResponse(socket: Duplex, res: Response): Promise<void> {
+  const body = new Uint8Array(await res.arrayBuffer());
+  const reason = res.statusText || http.STATUS_CODES[res.status] || "";
+  let head = `HTTP/1.1 ${res.status} ${reason}\r\n`;
+  res.headers.forEach((value, name) => {
+    if (name !== "content-length" && name !== "connection") head += `${name}: ${value}\r\n`;
+  });
+  head += `Content-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`;
+  socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * The `websockify` command: parses arguments, starts the proxy, logs to
+ * stderr and exits 0 on SIGINT/SIGTERM after closing sessions with 1001.
+ *
+ * @module
+ */
+import process from "node:process";
+import { resolveHost } from "./adapters/node.ts";
+import { HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
+import { createLogger } from "./lib/log.ts";
+import { errorText } from "./lib/proxy.ts";
+import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
+import { websockify } from "./mod.ts";
+
+const ERROR_TEXT: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+};
+
+function describe(error: unknown): string {
+  const code = (error as { code?: string } | null)?.code;
+  return (code && ERROR_TEXT[code]) || errorText(error);
+}
+
+function fail(message: string, status: number): never {
+  process.stderr.write(`websockify: error: ${message}\n`);
+  process.exit(status);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let options;
+  try {
+    options = parseCliArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${USAGE}\n\n`);
+    fail(error.message, 2);
+  }
+  if (options.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const log = createLogger({
+    write: (line) => process.stderr.write(`${line}\n`),
+    traffic: options.traffic ? (token) => process.stdout.write(token) : undefined,
+    verbose: options.verbose,
+  });
+  const { target } = options;
+  if (target.kind === "tcp") {
+    await resolveHost(target.hostname).catch((error) =>
+      fail(`Cannot resolve target host "${target.hostname}": ${describe(error)}`, 1)
+    );
+  }
+  const listenText = formatAddr({
+    hostname: options.listen.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),
+    port: options.listen.port,
+  });
+  const server = await websockify({
+    listen: options.listen,
+    target,
+    preferIpv6: options.preferIpv6,
+    heartbeat: options.heartbeat,
+    logger: log,
+  }).catch((error) => fail(`Cannot listen on ${listenText}: ${describe(error)}`, 1));
+
+  log.info("WebSocket server settings:");
+  log.info(`  - Listen on ${formatAddr(server.addr)}`);
+  log.info("  - No SSL/TLS support (no cert file)");
+  log.info(`  - proxying from ${formatAddr(server.addr)} to ${formatTarget(target)}`);
+  if (options.traffic) {
+    process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`Got ${signal}, closing ${server.sessions} session(s)`);
+    server.close().then(() => process.exit(0));
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+main(process.argv.slice(2)).catch((error) => fail(errorText(error), 1));

@@ -1,0 +1,61 @@
+/**
+ * The HTTP side as a Hono app: WebSocket upgrades on any path (handshake
+ * checks, subprotocol, target) and answers for plain requests.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { checkHandshake } from "./handshake.ts";
+import type { Logger } from "./log.ts";
+import { formatAddr } from "./target.ts";
+import type { ConnInfo, RequestEnv, Target } from "./types.ts";
+
+/** Picks the target for an upgrade, or refuses it with a response. */
+export type ResolveTarget = (
+  req: Request,
+  info: ConnInfo,
+) => Target | Response | Promise<Target | Response>;
+
+/** Options for {@link createApp}. */
+export interface AppOptions {
+  resolveTarget: ResolveTarget;
+  log: Logger;
+}
+
+/** Methods upstream answers with 405 rather than 501. */
+const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * Creates the app that a server adapter calls for every request.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ resolveTarget: () => target, log: SILENT_LOGGER });
+ * ```
+ */
+export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
+  const { log, resolveTarget } = options;
+  const app = new Hono<{ Bindings: RequestEnv }>();
+  app.all("*", async (c) => {
+    const { info, accept } = c.env;
+    const client = formatAddr(info.remote);
+    const refuse = (status: number, reason: string) => {
+      log.info(`#${info.id} ${client}: code ${status}, message ${reason}`);
+      return new Response(`${reason}\n`, {
+        status,
+        statusText: reason,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    };
+    const method = c.req.method;
+    if (!KNOWN_METHODS.includes(method)) return refuse(501, `Unsupported method ('${method}')`);
+    if (!accept || method !== "GET") return refuse(405, "Method Not Allowed");
+    const handshake = checkHandshake(c.req.raw.headers);
+    if (!handshake.ok) return refuse(handshake.status, handshake.reason);
+    const target = await resolveTarget(c.req.raw, info);
+    if (target instanceof Response) return target;
+    accept(handshake.protocol, target);
+    return new Response(null, { status: 204 });
+  });
+  return app;
+}

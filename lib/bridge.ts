@@ -1,0 +1,180 @@
+/**
+ * The byte pump between one WebSocket and one target connection.
+ *
+ * Data flow: client messages are read from `ws.readable` and written to
+ * `conn.writable` (client → target); target bytes are read from
+ * `conn.readable` and written to `ws.writable` (target → client). Each side's
+ * readable pauses its socket while full and each writable settles only once
+ * its socket has room, so a slow reader on either side holds the other side
+ * back instead of growing memory. Close rules follow upstream websockify:
+ * target EOF flushes and closes 1000 "Target closed"; a client close flushes
+ * its data, half-closes the target and waits briefly for the target to close.
+ *
+ * @module
+ */
+import { decodeBase64, encodeBase64 } from "./base64.ts";
+import type { CloseInfo, Conn, WsConn } from "./types.ts";
+
+/** Close codes used by the proxy (RFC 6455 §7.4.1). */
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_UNSUPPORTED = 1003;
+export const CLOSE_INVALID_DATA = 1007;
+export const CLOSE_INTERNAL_ERROR = 1011;
+
+/** Options for {@link bridge}. */
+export interface BridgeOptions {
+  /** Aborting closes the session with 1001 (server shutdown). */
+  signal?: AbortSignal;
+  /** Ping interval; a client that misses two pongs in a row is dropped. */
+  heartbeatMs?: number;
+  /** How long the target may stay open after the client has gone. */
+  lingerMs?: number;
+  /** Sees every chunk as it passes (`--record`, `--traffic`). */
+  tap?: (from: "client" | "target", chunk: Uint8Array) => void;
+}
+
+/** What happened in one session. */
+export interface BridgeStats {
+  /** Bytes from the client to the target. */
+  clientBytes: number;
+  /** Bytes from the target to the client. */
+  targetBytes: number;
+  /** False when the target could not be reached. */
+  connected: boolean;
+  /** The WebSocket close as the client saw it. */
+  close: CloseInfo;
+  /** Why the session ended early, if it did. */
+  error?: unknown;
+}
+
+const DEFAULT_LINGER_MS = 5000;
+const noop = () => {};
+
+/**
+ * Connects to the target and pumps bytes both ways until both sides close.
+ *
+ * @example
+ * ```ts
+ * const stats = await bridge(ws, () => connect(target), { heartbeatMs: 30_000 });
+ * console.log(stats.clientBytes, stats.targetBytes, stats.close.code);
+ * ```
+ */
+export async function bridge(
+  ws: WsConn,
+  connect: () => Promise<Conn>,
+  options: BridgeOptions = {},
+): Promise<BridgeStats> {
+  const stats: Omit<BridgeStats, "close"> = {
+    clientBytes: 0,
+    targetBytes: 0,
+    connected: false,
+  };
+  const fail = (error: unknown, code: number, reason: string) => {
+    stats.error ??= error;
+    ws.close(code, reason);
+  };
+  let conn: Conn;
+  try {
+    conn = await connect();
+  } catch (error) {
+    fail(error, CLOSE_INTERNAL_ERROR, "Failed to connect to downstream server");
+    ws.readable.cancel().catch(noop);
+    return { ...stats, close: await ws.closed };
+  }
+  stats.connected = true;
+  const { tap, signal } = options;
+  const base64 = ws.protocol === "base64";
+  const stopHeartbeat = startHeartbeat(ws, options.heartbeatMs, () => {
+    stats.error ??= new Error("Client missed two pongs in a row");
+    ws.abort();
+  });
+  const onAbort = () => ws.close(CLOSE_GOING_AWAY, "Server shutting down");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  let linger: ReturnType<typeof setTimeout> | undefined;
+
+  const clientToTarget = async () => {
+    const reader = ws.readable.getReader();
+    const writer = conn.writable.getWriter();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        let bytes: Uint8Array;
+        if (typeof value !== "string") bytes = value;
+        else if (base64) bytes = decodeBase64(value);
+        else {
+          ws.close(CLOSE_UNSUPPORTED, "Unsupported: Text frames are not supported");
+          break;
+        }
+        stats.clientBytes += bytes.byteLength;
+        tap?.("client", bytes);
+        await writer.ready;
+        writer.write(bytes).catch(noop);
+      }
+      await writer.close();
+    } catch (error) {
+      const invalid = error instanceof SyntaxError;
+      fail(
+        error,
+        invalid ? CLOSE_INVALID_DATA : CLOSE_INTERNAL_ERROR,
+        invalid ? "Invalid base64 data" : "Target connection error",
+      );
+      writer.abort(error).catch(noop);
+    } finally {
+      reader.cancel().catch(noop);
+      // The client is gone: give the target a moment to finish, then cut it.
+      linger = setTimeout(() => conn.close(), options.lingerMs ?? DEFAULT_LINGER_MS);
+    }
+  };
+
+  const targetToClient = async () => {
+    const reader = conn.readable.getReader();
+    const writer = ws.writable.getWriter();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stats.targetBytes += value.byteLength;
+        tap?.("target", value);
+        await writer.ready;
+        writer.write(base64 ? encodeBase64(value) : value).catch(noop);
+      }
+      await writer.close();
+      ws.close(CLOSE_NORMAL, "Target closed");
+    } catch (error) {
+      fail(error, CLOSE_INTERNAL_ERROR, "Target connection error");
+      reader.cancel().catch(noop);
+    }
+  };
+
+  await Promise.all([clientToTarget(), targetToClient()]);
+  clearTimeout(linger);
+  conn.close();
+  stopHeartbeat();
+  signal?.removeEventListener("abort", onAbort);
+  return { ...stats, close: await ws.closed };
+}
+
+/** Pings every `ms`; drops a client that has missed two pongs in a row. */
+function startHeartbeat(
+  ws: WsConn,
+  ms: number | undefined,
+  onTimeout: () => void,
+): () => void {
+  if (!ms || ms <= 0) return noop;
+  let missed = 0;
+  ws.onpong = () => (missed = 0);
+  const timer = setInterval(() => {
+    if (missed >= 2) onTimeout();
+    else {
+      missed++;
+      ws.ping();
+    }
+  }, ms);
+  return () => {
+    clearInterval(timer);
+    ws.onpong = null;
+  };
+}

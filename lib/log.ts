@@ -1,0 +1,63 @@
+/**
+ * The logger: one line per event with an ISO timestamp and a level. Output
+ * goes through an injected `write` so that `lib/` does no I/O itself.
+ *
+ * @module
+ */
+
+/** Log levels, least severe first. */
+export type Level = "debug" | "info" | "warn" | "error";
+
+/** Where log lines go. `traffic` receives `--traffic` tokens. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  /** True when `debug()` lines are written (`-v`). */
+  readonly verbose: boolean;
+  /** Per-frame flow tokens (`--traffic`), or undefined when off. */
+  readonly traffic?: (token: string) => void;
+}
+
+/** Options for {@link createLogger}. */
+export interface LoggerOptions {
+  /** Writes one finished line (without the newline). */
+  write: (line: string) => void;
+  /** Writes `--traffic` tokens; omit to turn traffic output off. */
+  traffic?: (token: string) => void;
+  verbose?: boolean;
+  now?: () => Date;
+}
+
+/**
+ * Creates a logger that prefixes each line with a timestamp and level.
+ *
+ * @example
+ * ```ts
+ * const log = createLogger({ write: (line) => console.error(line) });
+ * log.info("Listening"); // 2026-11-21T10:37:36.123Z INFO Listening
+ * ```
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const { write, verbose = false, now = () => new Date() } = options;
+  const line = (level: string) => (message: string) =>
+    write(`${now().toISOString()} ${level} ${message}`);
+  return {
+    debug: verbose ? line("DEBUG") : () => {},
+    info: line("INFO"),
+    warn: line("WARN"),
+    error: line("ERROR"),
+    verbose,
+    traffic: options.traffic,
+  };
+}
+
+/** A logger that drops everything, the library default. */
+export const SILENT_LOGGER: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  verbose: false,
+};

@@ -1,0 +1,69 @@
+/**
+ * Parsing and formatting of `host:port` arguments, as upstream does it: split
+ * at the last colon, square brackets around IPv6 literals stripped.
+ *
+ * @module
+ */
+import type { NetAddr, Target } from "./types.ts";
+
+/** A command-line value that cannot be used; the message is upstream's text. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function parsePort(text: string, min: number): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= min && port <= 65535 ? port : undefined;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+/**
+ * Parses the listen positional `[host:]port`. No host means every address.
+ *
+ * @example
+ * ```ts
+ * parseListen("[::1]:6080"); // { hostname: "::1", port: 6080 }
+ * parseListen("6080"); // { hostname: "", port: 6080 }
+ * ```
+ */
+export function parseListen(arg: string): NetAddr {
+  const i = arg.lastIndexOf(":");
+  const hostname = i < 0 ? "" : stripBrackets(arg.slice(0, i));
+  const port = parsePort(arg.slice(i + 1), 0);
+  if (port === undefined) throw new UsageError("Error parsing listen port");
+  return { hostname, port };
+}
+
+/**
+ * Parses the target positional `host:port`.
+ *
+ * @example
+ * ```ts
+ * parseTarget("localhost:5900"); // { kind: "tcp", hostname: "localhost", port: 5900 }
+ * ```
+ */
+export function parseTarget(arg: string): Target {
+  const i = arg.lastIndexOf(":");
+  if (i < 0) throw new UsageError("Error parsing target");
+  const hostname = stripBrackets(arg.slice(0, i));
+  const port = parsePort(arg.slice(i + 1), 1);
+  if (port === undefined || hostname === "") {
+    throw new UsageError("Error parsing target port");
+  }
+  return { kind: "tcp", hostname, port };
+}
+
+/** Formats an address for logs: IPv6 literals get brackets. */
+export function formatAddr(addr: NetAddr): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${host}:${addr.port}`;
+}
+
+/** Formats a target for logs. */
+export function formatTarget(target: Target): string {
+  return target.kind === "unix" ? `unix socket ${target.path}` : formatAddr(target);
+}

@@ -1,0 +1,102 @@
+/**
+ * The seams between the runtime-neutral core (`lib/`) and the runtime
+ * adapters (`adapters/`). Types only.
+ *
+ * @module
+ */
+
+/** A host and port. */
+export interface NetAddr {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** Where a WebSocket session is forwarded to. */
+export type Target =
+  | {
+    readonly kind: "tcp";
+    readonly hostname: string;
+    readonly port: number;
+    /** Connect with TLS (`--ssl-target`). */
+    readonly tls?: boolean;
+  }
+  | { readonly kind: "unix"; readonly path: string };
+
+/**
+ * A connected byte stream to a target. Closing `writable` sends FIN
+ * (half-close); `close()` ends both directions at once.
+ */
+export interface Conn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  close(): void;
+}
+
+/** How a WebSocket closed: the close code and reason the peer saw or sent. */
+export interface CloseInfo {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/**
+ * The server side of an accepted WebSocket, one chunk per message.
+ *
+ * `readable` pauses reading from the client while it is full; `writable`
+ * settles once the bytes queued for the client are below a high-water mark.
+ */
+export interface WsConn {
+  /** Binary messages as bytes, text messages as strings. */
+  readonly readable: ReadableStream<Uint8Array | string>;
+  /** Each chunk is sent as one binary message (text in base64 mode). */
+  readonly writable: WritableStream<Uint8Array | string>;
+  /** The negotiated subprotocol: `"binary"`, `"base64"` or `""`. */
+  readonly protocol: string;
+  /** Settles when the WebSocket is closed, whoever closed it. */
+  readonly closed: Promise<CloseInfo>;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Drops the connection without a closing handshake. */
+  abort(): void;
+  /** Sends an empty ping frame. */
+  ping(): void;
+  /** Called for every pong frame the client sends. */
+  onpong: (() => void) | null;
+}
+
+/** What is known about a client connection before the upgrade. */
+export interface ConnInfo {
+  /** Counts accepted connections from 1, as upstream's handler id. */
+  readonly id: number;
+  /** The client's address (a socket path for unix listeners). */
+  readonly remote: NetAddr;
+  /** True when the client connected over TLS. */
+  readonly tls: boolean;
+  /** The common name of a verified client certificate. */
+  readonly peerCn?: string;
+}
+
+/** Lets the HTTP app accept an upgrade request it has approved. */
+export type AcceptUpgrade = (protocol: string, target: Target) => void;
+
+/** What the server adapter passes to the HTTP app with each request. */
+export interface RequestEnv {
+  readonly info: ConnInfo;
+  /** Present only on WebSocket upgrade requests. */
+  readonly accept?: AcceptUpgrade;
+}
+
+/** The callbacks a server adapter drives. */
+export interface ServerHandlers {
+  /** Answers plain HTTP requests and decides upgrades (the Hono app). */
+  fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
+  /** Takes over a WebSocket the app accepted. */
+  open(ws: WsConn, target: Target, info: ConnInfo): void;
+}
+
+/** A listening server. */
+export interface Listener {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly addr: NetAddr;
+  /** Stops accepting and drops connections that have not upgraded. */
+  close(): Promise<void>;
+}

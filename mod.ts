@@ -1,0 +1,93 @@
+/**
+ * websockify: a WebSocket-to-TCP bridge for Deno, Bun and Node.
+ *
+ * Data flow: a `node:net` listener hands each connection to a `node:http`
+ * server; plain requests and upgrade requests go to a Hono app (`lib/app.ts`),
+ * which checks the handshake, picks the subprotocol and the target; `ws`
+ * completes the upgrade; then `bridge()` (`lib/bridge.ts`) connects to the
+ * target and pumps bytes both ways over Web Streams with backpressure, until
+ * either side closes.
+ *
+ * @example
+ * ```ts
+ * import { websockify } from "./mod.ts";
+ *
+ * const server = await websockify({
+ *   listen: { hostname: "127.0.0.1", port: 6080 },
+ *   target: "localhost:5900",
+ * });
+ * console.log(`listening on port ${server.addr.port}`);
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+import { connectNode } from "./adapters/node_conn.ts";
+import { listenNode } from "./adapters/node.ts";
+import { createApp } from "./lib/app.ts";
+import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
+import { createSessions } from "./lib/proxy.ts";
+import { parseTarget } from "./lib/target.ts";
+import type { Conn, NetAddr, Target } from "./lib/types.ts";
+
+export { bridge, type BridgeOptions, type BridgeStats } from "./lib/bridge.ts";
+export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
+export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
+export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/types.ts";
+
+/** Options for {@link websockify}. */
+export interface WebsockifyOptions {
+  /** Where to listen. Defaults to 127.0.0.1 on a free port. */
+  listen?: { hostname?: string; port?: number };
+  /** Where to forward: `"host:port"` or a {@link Target}. */
+  target: Target | string;
+  /** Resolve the listen host name to IPv6 first; `""` then means `::`. */
+  preferIpv6?: boolean;
+  /** Seconds between pings; a client that misses two pongs is dropped. */
+  heartbeat?: number;
+  /** Where log lines go; silent by default. */
+  logger?: Logger;
+  /** Replaces how targets are reached (the default is `node:net`). */
+  connect?: (target: Target) => Promise<Conn>;
+}
+
+/** A running proxy. */
+export interface Websockify {
+  /** The bound address. */
+  readonly addr: NetAddr;
+  /** The number of live WebSocket sessions. */
+  readonly sessions: number;
+  /** Stops listening, closes sessions with 1001 and waits for them. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a proxy.
+ *
+ * @param options Where to listen and where to forward.
+ * @returns The running proxy, once it is listening.
+ */
+export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
+  const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
+  const log = options.logger ?? SILENT_LOGGER;
+  const sessions = createSessions({
+    connect: options.connect ?? ((t) => connectNode(t)),
+    log,
+    heartbeatMs: (options.heartbeat ?? 0) * 1000,
+  });
+  const app = createApp({ resolveTarget: () => target, log });
+  const listener = await listenNode({
+    hostname: options.listen?.hostname ?? "127.0.0.1",
+    port: options.listen?.port ?? 0,
+    preferIpv6: options.preferIpv6,
+  }, { fetch: app.fetch, open: sessions.open });
+  return {
+    addr: listener.addr,
+    get sessions() {
+      return sessions.size;
+    },
+    async close() {
+      await Promise.all([listener.close(), sessions.shutdown()]);
+    },
+  };
+}
