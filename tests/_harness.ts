@@ -1,0 +1,204 @@
+/**
+ * Test helpers shared by every suite: the runtime flag, real loopback TCP
+ * targets, the proxy in-process or as a CLI child, and WebSocket clients.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import { type Websockify, websockify, type WebsockifyOptions } from "../mod.ts";
+
+/** The runtime running this suite: differences are flags, not suites. */
+export const RUNTIME: "deno" | "bun" | "node" = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
+
+/** The repository root. */
+export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Rejects if `promise` has not settled within `ms`. */
+export function within<T>(ms: number, promise: Promise<T>, what = "operation"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `check` every 20 ms until it is true, for at most `ms`. */
+export async function waitFor(check: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+/** A TCP server on loopback that records its connections. */
+export interface TcpServer {
+  readonly port: number;
+  readonly sockets: net.Socket[];
+  close(): Promise<void>;
+}
+
+/** Starts a TCP server; `onConnection` gets each socket (allowHalfOpen). */
+export async function startTcpServer(
+  onConnection: (sock: net.Socket) => void,
+  host = "127.0.0.1",
+): Promise<TcpServer> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    sockets.push(sock);
+    sock.on("error", () => {});
+    onConnection(sock);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A TCP echo server that ends its side when the client does. */
+export function startEchoServer(host = "127.0.0.1"): Promise<TcpServer> {
+  return startTcpServer((sock) => sock.pipe(sock), host);
+}
+
+/** Starts the proxy in this process on 127.0.0.1 and a free port. */
+export function startProxy(
+  target: WebsockifyOptions["target"],
+  options: Partial<WebsockifyOptions> = {},
+): Promise<Websockify> {
+  return websockify({ listen: { hostname: "127.0.0.1", port: 0 }, target, ...options });
+}
+
+/** Opens a `ws` client (the one client that works on all three runtimes). */
+export function openClient(
+  port: number,
+  protocols: string | string[] = [],
+  host = "127.0.0.1",
+): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://${host.includes(":") ? `[${host}]` : host}:${port}/`, protocols);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+/** Resolves with the close code and reason of a `ws` client. */
+export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) resolve({ code: 1006, reason: "" });
+    ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+/** Collects a `ws` client's binary messages until at least `bytes` arrived. */
+export function receive(ws: WebSocket, bytes: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  return new Promise((resolve, reject) => {
+    const onMessage = (data: Uint8Array) => {
+      chunks.push(data);
+      total += data.byteLength;
+      if (total >= bytes) {
+        ws.off("message", onMessage);
+        resolve(new Uint8Array(Buffer.concat(chunks)));
+      }
+    };
+    ws.on("message", onMessage);
+    ws.once("close", () => reject(new Error(`closed after ${total} of ${bytes} bytes`)));
+  });
+}
+
+/** Bytes 0..255 repeating, `n` long: easy to check for loss or reordering. */
+export function pattern(n: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + seed) & 0xff;
+  return out;
+}
+
+/** The command that runs `cli.ts` under the current runtime. */
+export function cliCommand(): string[] {
+  const cli = `${ROOT}cli.ts`;
+  if (RUNTIME === "deno") return [process.execPath, "run", "-A", cli];
+  if (RUNTIME === "bun") return [process.execPath, cli];
+  return [process.execPath, "--import", "tsx", cli];
+}
+
+/** A CLI child process with its output so far. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Settles with the exit code (or 128 + signal number). */
+  readonly exited: Promise<number>;
+  /** The port from the "Listen on" banner line. */
+  port(): Promise<number>;
+  kill(signal?: NodeJS.Signals): Promise<number>;
+}
+
+const SIGNALS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+/** Spawns `websockify` with `args` under the current runtime. */
+export function spawnCli(args: string[]): CliProcess {
+  const [cmd, ...pre] = cliCommand();
+  const child = spawn(cmd!, [...pre, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const proc: CliProcess = {
+    child,
+    stdout: "",
+    stderr: "",
+    exited: new Promise((resolve) => {
+      child.once("exit", (code, signal) => resolve(code ?? 128 + (SIGNALS[signal ?? ""] ?? 0)));
+    }),
+    async port() {
+      await within(
+        15000,
+        new Promise<void>((resolve, reject) => {
+          const check = () => /Listen on .*:(\d+)/.test(proc.stderr) && resolve();
+          child.stderr!.on("data", check);
+          child.once("exit", () => reject(new Error(`exited early: ${proc.stderr}`)));
+          check();
+        }),
+        "proxy start",
+      );
+      return Number(/Listen on .*:(\d+)/.exec(proc.stderr)![1]);
+    },
+    kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return proc.exited;
+    },
+  };
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (proc.stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (proc.stderr += d));
+  return proc;
+}
+
+/** Runs `websockify` to completion and returns its exit code and output. */
+export async function runCli(
+  args: string[],
+  ms = 15000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = spawnCli(args);
+  const code = await within(ms, proc.exited, `websockify ${args.join(" ")}`).finally(() =>
+    proc.kill("SIGKILL")
+  );
+  return { code, stdout: proc.stdout, stderr: proc.stderr };
+}

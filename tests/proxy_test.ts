@@ -1,0 +1,78 @@
+/**
+ * The proxy end to end over loopback: data both ways, subprotocols, close
+ * codes, frames a normal client would never send.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { closePayload, encodeFrame, parseClose, rawConnect } from "./_frames.ts";
+import {
+  closed,
+  openClient,
+  pattern,
+  receive,
+  startEchoServer,
+  startProxy,
+  type TcpServer,
+  within,
+} from "./_harness.ts";
+import type { Websockify } from "../mod.ts";
+
+describe("proxy to a TCP echo server", () => {
+  let echo: TcpServer;
+  let proxy: Websockify;
+  before(async () => {
+    echo = await startEchoServer();
+    proxy = await startProxy(`127.0.0.1:${echo.port}`);
+  });
+  after(async () => {
+    await proxy.close();
+    await echo.close();
+  });
+
+  test("websockify() echoes 4 MiB both ways without loss or reordering", async () => {
+    const ws = await openClient(proxy.addr.port, ["binary"]);
+    const data = pattern(4 * 1024 * 1024, 3);
+    const got = receive(ws, data.byteLength);
+    for (let i = 0; i < data.length; i += 65536) ws.send(data.subarray(i, i + 65536));
+    assert.deepEqual(await within(20000, got, "echo"), data);
+    ws.close();
+    await closed(ws);
+  });
+
+  test("websockify() answers a ping with a pong carrying the same payload", async () => {
+    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "binary" });
+    assert.equal(raw.status, 101);
+    raw.send(encodeFrame(0x9, new TextEncoder().encode("are you there")));
+    const frame = await within(5000, raw.next(), "pong");
+    assert.equal(frame?.opcode, 0xa);
+    assert.equal(new TextDecoder().decode(frame!.payload), "are you there");
+    raw.sock.destroy();
+  });
+
+  test("websockify() echoes a client close with its code and reason", async () => {
+    const raw = await rawConnect(proxy.addr.port);
+    raw.send(encodeFrame(0x8, closePayload(1000, "bye")));
+    const frame = await within(5000, raw.next(), "close echo");
+    assert.equal(frame?.opcode, 0x8);
+    assert.deepEqual(parseClose(frame!), { code: 1000, reason: "bye" });
+    raw.sock.destroy();
+  });
+
+  test("websockify() closes 1002 on an unmasked client frame", async () => {
+    const raw = await rawConnect(proxy.addr.port);
+    raw.send(encodeFrame(0x2, new Uint8Array([1, 2, 3]), { mask: false }));
+    const frame = await within(5000, raw.next(), "close");
+    assert.equal(frame?.opcode, 0x8);
+    assert.equal(parseClose(frame!).code, 1002);
+    raw.sock.destroy();
+  });
+
+  test("websockify() closes 1003 on a text frame in binary mode", async () => {
+    const ws = await openClient(proxy.addr.port, ["binary"]);
+    ws.send("hello");
+    assert.deepEqual(await within(5000, closed(ws)), {
+      code: 1003,
+      reason: "Unsupported: Text frames are not supported",
+    });
+  });
+});
