@@ -89,10 +89,14 @@ export async function bridge(
     stats.error ??= new Error("Client missed two pongs in a row");
     ws.abort();
   });
-  const onAbort = () => ws.close(CLOSE_GOING_AWAY, "Server shutting down");
+  let linger: ReturnType<typeof setTimeout> | undefined;
+  let clientDone = false;
+  const onAbort = () => {
+    ws.close(CLOSE_GOING_AWAY, "Server shutting down");
+    if (clientDone) conn.close(); // shutting down: no lingering for the target
+  };
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
-  let linger: ReturnType<typeof setTimeout> | undefined;
 
   const clientToTarget = async () => {
     const reader = ws.readable.getReader();
@@ -125,7 +129,9 @@ export async function bridge(
     } finally {
       reader.cancel().catch(noop);
       // The client is gone: give the target a moment to finish, then cut it.
-      linger = setTimeout(() => conn.close(), options.lingerMs ?? DEFAULT_LINGER_MS);
+      clientDone = true;
+      const ms = signal?.aborted ? 0 : options.lingerMs ?? DEFAULT_LINGER_MS;
+      linger = setTimeout(() => conn.close(), ms);
     }
   };
 

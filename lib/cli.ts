@@ -13,31 +13,69 @@ export const USAGE = `Usage:
     websockify [options] [source_addr:]source_port target_addr:target_port
     websockify [options] --unix-target=FILE [source_addr:]source_port`;
 
-const OPTIONS = [
-  ["-h, --help", "show this help message and exit"],
-  ["-v, --verbose", "verbose messages (debug level)"],
-  ["--traffic", "per frame traffic tokens on stdout"],
-  ["-6, --prefer-ipv6", "prefer IPv6 when resolving the listen address"],
-  ["--unix-target=FILE", "connect to the unix socket FILE instead of host:port"],
-  ["--heartbeat=N", "ping the client every N seconds; drop it after two missed pongs"],
-] as const;
+/** One command-line option: its `node:util` parseArgs config plus help. */
+export interface OptionSpec {
+  readonly type: "boolean" | "string";
+  readonly short?: string;
+  /** The value's name in the help text (string options). */
+  readonly arg?: string;
+  readonly help: string;
+}
+
+/**
+ * Every option, keyed by long name. The parser and `--help` both read this
+ * table, so an option cannot exist without help text.
+ */
+export const OPTIONS = {
+  help: { type: "boolean", short: "h", help: "show this help message and exit" },
+  verbose: { type: "boolean", short: "v", help: "verbose messages (debug level)" },
+  traffic: { type: "boolean", help: "per frame traffic tokens on stdout" },
+  "prefer-ipv6": {
+    type: "boolean",
+    short: "6",
+    help: "prefer IPv6 when resolving the listen address",
+  },
+  "unix-target": {
+    type: "string",
+    arg: "FILE",
+    help: "connect to the unix socket FILE instead of host:port",
+  },
+  heartbeat: {
+    type: "string",
+    arg: "N",
+    help: "ping the client every N seconds; drop it after two missed pongs",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+function flagText(name: string, spec: OptionSpec): string {
+  const long = spec.arg ? `--${name}=${spec.arg}` : `--${name}`;
+  return spec.short ? `-${spec.short}, ${long}` : long;
+}
 
 /** The full `--help` text. */
-export const HELP = `${USAGE}
+export const HELP: string = `${USAGE}
 
 Options:
-${OPTIONS.map(([flag, text]) => `  ${flag.padEnd(22)}${text}`).join("\n")}`;
+${
+  Object.entries(OPTIONS as Record<string, OptionSpec>)
+    .map(([name, spec]) => `  ${flagText(name, spec).padEnd(22)}${spec.help}`)
+    .join("\n")
+}`;
 
-/** Parsed command-line settings. */
-export interface CliOptions {
-  readonly help: boolean;
+/** Settings for running the proxy. */
+export interface CliRun {
+  readonly help: false;
   readonly listen: NetAddr;
   readonly target: Target;
   readonly verbose: boolean;
   readonly traffic: boolean;
   readonly preferIpv6: boolean;
+  /** Seconds between pings; 0 is off. */
   readonly heartbeat: number;
 }
+
+/** Parsed command line: either `--help` or settings to run with. */
+export type CliOptions = { readonly help: true } | CliRun;
 
 function integer(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
@@ -47,12 +85,31 @@ function integer(name: string, value: string | undefined): number {
   return Number(value);
 }
 
+/** Rewrites a `node:util` parseArgs error in optparse's words. */
+function optparseError(error: unknown): UsageError {
+  const { code, message = String(error) } = error as { code?: string; message?: string };
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? "";
+  const long = /--[\w-]+/.exec(quoted)?.[0] ?? quoted;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    return new UsageError(`no such option: ${quoted.split("=")[0]}`);
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && message.endsWith("argument missing")) {
+    return new UsageError(`${long} option requires 1 argument`);
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return new UsageError(`${long} option does not take a value`);
+  }
+  // Other texts end with advice about "--" that does not apply here.
+  return new UsageError(message.split(". ")[0]!);
+}
+
 /**
  * Parses websockify's arguments; throws {@link UsageError} on bad input.
  *
  * @example
  * ```ts
- * parseCliArgs(["6080", "localhost:5900"]).target;
+ * const options = parseCliArgs(["6080", "localhost:5900"]);
+ * if (!options.help) console.log(options.target);
  * // { kind: "tcp", hostname: "localhost", port: 5900 }
  * ```
  */
@@ -64,35 +121,15 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       allowPositionals: true,
       strict: true,
       tokens: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        verbose: { type: "boolean", short: "v" },
-        traffic: { type: "boolean" },
-        "prefer-ipv6": { type: "boolean", short: "6" },
-        "unix-target": { type: "string" },
-        heartbeat: { type: "string" },
-      },
+      options: OPTIONS,
     });
   } catch (error) {
-    // node:util appends advice about "--" that does not apply here.
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.split(". ")[0]!);
+    throw optparseError(error);
   }
   const { values, positionals, tokens } = parsed;
-  const base = {
-    verbose: values.verbose ?? false,
-    traffic: values.traffic ?? false,
-    preferIpv6: values["prefer-ipv6"] ?? false,
-    heartbeat: integer("heartbeat", values.heartbeat),
-  };
-  if (values.help) {
-    return {
-      ...base,
-      help: true,
-      listen: { hostname: "", port: 0 },
-      target: { kind: "unix", path: "" },
-    };
-  }
+  // --help needs no positionals, like optparse's.
+  if (values.help) return { help: true };
+  const heartbeat = integer("heartbeat", values.heartbeat);
   if (tokens.some((t) => t.kind === "option-terminator")) {
     throw new UsageError("Wrap mode (-- PROGRAM) is not supported yet");
   }
@@ -109,5 +146,37 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     if (extra.length > 0) throw new UsageError("Too many arguments");
     target = parseTarget(targetArg);
   }
-  return { ...base, help: false, listen, target };
+  return {
+    help: false,
+    listen,
+    target,
+    verbose: values.verbose ?? false,
+    traffic: values.traffic ?? false,
+    preferIpv6: values["prefer-ipv6"] ?? false,
+    heartbeat,
+  };
+}
+
+const ERROR_TEXT: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+};
+
+/**
+ * A one-line description of a startup error, by its `code` where known
+ * (the runtimes word the same code differently).
+ *
+ * @example
+ * ```ts
+ * describeError(Object.assign(new Error("x"), { code: "EADDRINUSE" }));
+ * // "address already in use"
+ * ```
+ */
+export function describeError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && ERROR_TEXT[code]) return ERROR_TEXT[code];
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
 }

@@ -1,0 +1,153 @@
+/**
+ * The handshake: upstream's header checks and texts, the subprotocol rule,
+ * and the answers to plain HTTP requests, both as pure functions and on the
+ * wire.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, describe, test } from "node:test";
+import { checkHandshake, selectSubprotocol } from "../lib/handshake.ts";
+import type { Websockify } from "../mod.ts";
+import { encodeFrame, rawConnect } from "./_frames.ts";
+import { startEchoServer, startProxy, type TcpServer, within } from "./_harness.ts";
+
+describe("selectSubprotocol()", () => {
+  const cases: [string | null, string | undefined][] = [
+    [null, ""],
+    ["", ""],
+    ["binary", "binary"],
+    ["binary,base64", "binary"],
+    ["binary, base64", "binary"],
+    ["base64, binary", "binary"],
+    ["base64,binary", "binary"],
+    ["  binary  ", "binary"],
+    ["base64", "base64"],
+    ["chat, base64", "base64"],
+    ["chat", undefined],
+    ["binaryx", undefined],
+  ];
+  for (const [offered, chosen] of cases) {
+    test(`selectSubprotocol() picks ${JSON.stringify(chosen)} for ${JSON.stringify(offered)}`, () => {
+      assert.equal(selectSubprotocol(offered), chosen);
+    });
+  }
+});
+
+describe("checkHandshake()", () => {
+  const base = { "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" };
+  const cases: [Record<string, string>, string | undefined][] = [
+    [base, undefined],
+    [{ "sec-websocket-key": "x" }, "Missing Sec-WebSocket-Version header"],
+    [{ ...base, "sec-websocket-version": "12" }, "Unsupported protocol version 12"],
+    [{ "sec-websocket-version": "13" }, "Missing Sec-WebSocket-Key header"],
+    [{ ...base, "sec-websocket-protocol": "chat" }, "Invalid protocol selected"],
+  ];
+  for (const [headers, reason] of cases) {
+    test(`checkHandshake() gives ${reason ?? "ok"}`, () => {
+      const result = checkHandshake(new Headers(headers));
+      if (reason === undefined) assert.deepEqual(result, { ok: true, protocol: "" });
+      else assert.deepEqual(result, { ok: false, status: 400, reason });
+    });
+  }
+});
+
+/** Sends one raw HTTP request and returns the whole response text. */
+function httpRaw(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: "127.0.0.1", port });
+    let text = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => (text += d));
+    sock.on("end", () => resolve(text));
+    sock.on("error", reject);
+    sock.write(request);
+  });
+}
+
+describe("handshake on the wire", () => {
+  let echo: TcpServer;
+  let proxy: Websockify;
+  before(async () => {
+    echo = await startEchoServer();
+    proxy = await startProxy(`127.0.0.1:${echo.port}`);
+  });
+  after(async () => {
+    await proxy.close();
+    await echo.close();
+  });
+
+  const protocolCases: [string | undefined, number, string | undefined][] = [
+    [undefined, 101, undefined],
+    ["binary", 101, "binary"],
+    ["binary,base64", 101, "binary"],
+    ["base64, binary", 101, "binary"],
+    ["base64", 101, "base64"],
+    ["chat", 400, undefined],
+  ];
+  for (const [offered, status, chosen] of protocolCases) {
+    test(`upgrade offering ${offered ?? "nothing"} answers ${status} ${chosen ?? ""}`, async () => {
+      const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": offered });
+      assert.equal(raw.status, status, raw.head);
+      const header = /^sec-websocket-protocol: *(.*)$/im.exec(raw.head)?.[1];
+      assert.equal(header, chosen);
+      if (status === 400) {
+        assert.match(raw.head, /^HTTP\/1\.1 400 Invalid protocol selected/);
+        assert.match(Buffer.from(raw.rest).toString(), /Invalid protocol selected/);
+      } else {
+        assert.match(raw.head, /^sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=$/im);
+      }
+      raw.sock.destroy();
+    });
+  }
+
+  const refusals: [Record<string, string | undefined>, string][] = [
+    [{ "Sec-WebSocket-Version": undefined }, "Missing Sec-WebSocket-Version header"],
+    [{ "Sec-WebSocket-Version": "12" }, "Unsupported protocol version 12"],
+    [{ "Sec-WebSocket-Key": undefined }, "Missing Sec-WebSocket-Key header"],
+  ];
+  for (const [headers, reason] of refusals) {
+    test(`upgrade answers 400 "${reason}"`, async () => {
+      const raw = await rawConnect(proxy.addr.port, headers);
+      assert.equal(raw.head.split("\r\n")[0], `HTTP/1.1 400 ${reason}`);
+      assert.match(raw.head, /^content-length: \d+$/im);
+      raw.sock.destroy();
+    });
+  }
+
+  test("base64 mode carries data as base64 text frames both ways", async () => {
+    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "base64" });
+    const bytes = new Uint8Array([0, 1, 2, 250, 255, 10]);
+    raw.send(encodeFrame(0x1, new TextEncoder().encode(Buffer.from(bytes).toString("base64"))));
+    const frame = await within(5000, raw.next(), "echo");
+    assert.equal(frame?.opcode, 0x1);
+    const text = new TextDecoder().decode(frame!.payload);
+    assert.deepEqual(new Uint8Array(Buffer.from(text, "base64")), bytes);
+    raw.sock.destroy();
+  });
+
+  test("a plain GET without --web answers 405", async () => {
+    const res = await httpRaw(
+      proxy.addr.port,
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert.match(res, /^HTTP\/1\.1 405 /);
+  });
+
+  test("an unknown method answers 501", async () => {
+    const res = await httpRaw(
+      proxy.addr.port,
+      "TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert.match(res, /^HTTP\/1\.1 501 /);
+    assert.match(res, /Unsupported method \('TRACE'\)/);
+  });
+
+  test("a POST asking for an upgrade answers 405", async () => {
+    const res = await httpRaw(
+      proxy.addr.port,
+      "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert.match(res, /^HTTP\/1\.1 405 /);
+  });
+});

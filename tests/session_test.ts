@@ -1,0 +1,266 @@
+/**
+ * Sessions end to end: connect failures, close rules in both directions,
+ * fragments, heartbeat, IPv6 and unix targets, shutdown, many clients, logs.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { createLogger } from "../mod.ts";
+import { encodeFrame, rawConnect } from "./_frames.ts";
+import {
+  closed,
+  openClient,
+  pattern,
+  receive,
+  sleep,
+  startEchoServer,
+  startProxy,
+  startTcpServer,
+  waitFor,
+  within,
+} from "./_harness.ts";
+
+/** Collects everything a socket sends until it ends. */
+function collect(sock: net.Socket): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  sock.on("data", (d: Uint8Array) => chunks.push(d));
+  return new Promise((resolve) =>
+    sock.once("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
+  );
+}
+
+describe("session close rules", () => {
+  test("an unreachable target gets 101 then close 1011", async () => {
+    const gone = await startTcpServer(() => {});
+    await gone.close();
+    const proxy = await startProxy(`127.0.0.1:${gone.port}`);
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      assert.deepEqual(await within(5000, closed(ws)), {
+        code: 1011,
+        reason: "Failed to connect to downstream server",
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("target EOF flushes everything, then closes 1000 Target closed", async () => {
+    const data = pattern(3 * 1024 * 1024 + 17, 5);
+    const target = await startTcpServer((sock) => sock.end(data));
+    const proxy = await startProxy(`127.0.0.1:${target.port}`);
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      const chunks: Uint8Array[] = [];
+      ws.on("message", (d: Uint8Array) => chunks.push(d));
+      assert.deepEqual(await within(10000, closed(ws)), { code: 1000, reason: "Target closed" });
+      assert.deepEqual(new Uint8Array(Buffer.concat(chunks)), data);
+    } finally {
+      await proxy.close();
+      await target.close();
+    }
+  });
+
+  test("a client close delivers its data and half-closes the target", async () => {
+    let received: Promise<Uint8Array> | undefined;
+    const target = await startTcpServer((sock) => {
+      received = collect(sock);
+      received.then(() => sock.end());
+    });
+    const proxy = await startProxy(`127.0.0.1:${target.port}`);
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      const data = pattern(2 * 1024 * 1024, 9);
+      for (let i = 0; i < data.length; i += 50_000) ws.send(data.subarray(i, i + 50_000));
+      ws.close(1000, "done");
+      assert.deepEqual(await within(5000, closed(ws)), { code: 1000, reason: "done" });
+      await waitFor(() => received !== undefined);
+      assert.deepEqual(await within(5000, received!, "target EOF"), data);
+      await waitFor(() => proxy.sessions === 0, 5000, "session end");
+    } finally {
+      await proxy.close();
+      await target.close();
+    }
+  });
+
+  test("fragmented messages are reassembled before they reach the target", async () => {
+    let received: Promise<Uint8Array> | undefined;
+    const target = await startTcpServer((sock) => (received = collect(sock)));
+    const proxy = await startProxy(`127.0.0.1:${target.port}`);
+    try {
+      const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "binary" });
+      const enc = (s: string) => new TextEncoder().encode(s);
+      raw.send(encodeFrame(0x2, enc("frag"), { fin: false }));
+      raw.send(encodeFrame(0x9, enc("ping in between")));
+      raw.send(encodeFrame(0x0, enc("men"), { fin: false }));
+      raw.send(encodeFrame(0x0, enc("ted"), { fin: true }));
+      assert.equal((await within(5000, raw.next(), "pong"))?.opcode, 0xa);
+      raw.send(encodeFrame(0x8, new Uint8Array([0x03, 0xe8])));
+      await waitFor(() => received !== undefined);
+      assert.equal(new TextDecoder().decode(await within(5000, received!)), "fragmented");
+      raw.sock.destroy();
+    } finally {
+      await proxy.close();
+      await target.close();
+    }
+  });
+
+  test("websockify.close() closes live sessions with 1001", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`);
+    const ws = await openClient(proxy.addr.port, ["binary"]);
+    const done = closed(ws);
+    await within(10000, proxy.close(), "close");
+    assert.equal((await within(5000, done)).code, 1001);
+    await echo.close();
+  });
+});
+
+describe("heartbeat", () => {
+  test("a client that answers pings stays connected", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { heartbeat: 0.1 });
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      let pings = 0;
+      ws.on("ping", () => pings++);
+      await sleep(600);
+      assert.ok(pings >= 3, `only ${pings} pings`);
+      const got = receive(ws, 3);
+      ws.send(new Uint8Array([1, 2, 3]));
+      assert.deepEqual(await within(2000, got), new Uint8Array([1, 2, 3]));
+      ws.close();
+      await closed(ws);
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+
+  test("a client that misses two pongs in a row is dropped", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { heartbeat: 0.1 });
+    try {
+      const raw = await rawConnect(proxy.addr.port);
+      const opcodes: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const frame = await within(3000, raw.next(), "frame");
+        if (!frame) break;
+        opcodes.push(frame.opcode);
+      }
+      assert.deepEqual(opcodes, [0x9, 0x9], "two empty pings, then the socket is closed");
+      await waitFor(() => proxy.sessions === 0, 5000, "session end");
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+});
+
+function ipv6Available(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer().once("error", () => resolve(false));
+    s.listen(0, "::1", () => s.close(() => resolve(true)));
+  });
+}
+
+describe("addresses", () => {
+  test("IPv6 listen and IPv6 target", async (t) => {
+    if (!(await ipv6Available())) return t.skip("no ::1 on this machine");
+    const echo = await startEchoServer("::1");
+    const proxy = await startProxy(`[::1]:${echo.port}`, { listen: { hostname: "::1", port: 0 } });
+    try {
+      assert.equal(proxy.addr.hostname, "::1");
+      const ws = await openClient(proxy.addr.port, ["binary"], "::1");
+      const got = receive(ws, 4);
+      ws.send(new Uint8Array([6, 6, 6, 6]));
+      assert.deepEqual(await within(5000, got), new Uint8Array([6, 6, 6, 6]));
+      ws.close();
+      await closed(ws);
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+
+  test("unix socket target", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wsfy-"));
+    const sockPath = path.join(dir, "echo.sock");
+    const server = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => server.listen(sockPath, r));
+    const proxy = await startProxy({ kind: "unix", path: sockPath });
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      const got = receive(ws, 5);
+      ws.send(new TextEncoder().encode("unix!"));
+      assert.equal(new TextDecoder().decode(await within(5000, got)), "unix!");
+      ws.close();
+      await closed(ws);
+    } finally {
+      await proxy.close();
+      await new Promise((r) => server.close(r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("scale and logs", () => {
+  test("500 concurrent clients each get their own echo", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`);
+    try {
+      const one = async (i: number) => {
+        const ws = await openClient(proxy.addr.port, ["binary"]);
+        const msg = pattern(100, i);
+        const got = receive(ws, msg.length);
+        ws.send(msg);
+        assert.deepEqual(await got, msg);
+        return ws;
+      };
+      const clients = await within(
+        30000,
+        Promise.all(Array.from({ length: 500 }, (_, i) => one(i))),
+      );
+      assert.equal(proxy.sessions, 500);
+      await Promise.all(clients.map((ws) => (ws.close(), closed(ws))));
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+
+  test("one open and one close line per session, with id, addresses and bytes", async () => {
+    const echo = await startEchoServer();
+    const lines: string[] = [];
+    const tokens: string[] = [];
+    const logger = createLogger({ write: (l) => lines.push(l), traffic: (t) => tokens.push(t) });
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { logger });
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      const got = receive(ws, 10);
+      ws.send(pattern(10));
+      await within(5000, got);
+      ws.close(1000, "bye");
+      await closed(ws);
+      await waitFor(() => lines.length >= 2, 5000, "close line");
+      const target = `127.0.0.1:${echo.port}`;
+      const ts = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z INFO";
+      assert.match(lines[0]!, new RegExp(`^${ts} #1 127\\.0\\.0\\.1:\\d+ -> ${target}: open`));
+      assert.match(
+        lines[1]!,
+        new RegExp(
+          `^${ts} #1 127\\.0\\.0\\.1:\\d+ -> ${target}: closed 1000 "bye" after \\d+\\.\\d{3} s, ` +
+            "client->target 10 B, target->client 10 B$",
+        ),
+      );
+      assert.equal(lines.length, 2);
+      assert.deepEqual(tokens.sort(), ["{", "}"]);
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+});
