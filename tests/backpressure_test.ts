@@ -1,0 +1,152 @@
+/**
+ * Backpressure both ways with the proxy as a separate process: a reader that
+ * stops must hold the writer on the other side back, keep the proxy's memory
+ * bounded, and lose nothing once it reads again.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import type net from "node:net";
+import { describe, test } from "node:test";
+import { closePayload, encodeFrame, parseClose, rawConnect } from "./_frames.ts";
+import { sleep, spawnCli, startTcpServer, within } from "./_harness.ts";
+
+const CHUNK = 64 * 1024;
+const STALL_MS = 1500;
+/** Loopback kernel buffers can hold tens of MiB; an unbounded proxy takes GiBs. */
+const MAX_IN_FLIGHT = 64 * 1024 * 1024;
+const MAX_RSS_GROWTH = 32 * 1024 * 1024;
+
+/** Bytes of the endless test stream starting at `offset`. */
+function streamBytes(offset: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = ((offset + i) * 7) & 0xff;
+  return out;
+}
+
+/** Checks bytes against the stream at `offset`; returns the first bad index. */
+function firstMismatch(bytes: Uint8Array, offset: number): number {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== (((offset + i) * 7) & 0xff)) return i;
+  return -1;
+}
+
+function rssOf(pid: number): number | undefined {
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the stream until `stop()` is called, waiting for drain. */
+function flood(sock: net.Socket) {
+  let written = 0;
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped && !sock.destroyed) {
+      const ok = sock.write(streamBytes(written, CHUNK));
+      written += CHUNK;
+      if (!ok) await new Promise((r) => sock.once("drain", r));
+    }
+  })();
+  return { written: () => written, stop: () => ((stopped = true), done) };
+}
+
+describe("backpressure", () => {
+  test("a client that stops reading holds the target back", async () => {
+    let source: ReturnType<typeof flood> | undefined;
+    let targetSock: net.Socket | undefined;
+    const target = await startTcpServer((sock) => {
+      targetSock = sock;
+      source = flood(sock);
+    });
+    const proxy = spawnCli(["127.0.0.1:0", `127.0.0.1:${target.port}`]);
+    try {
+      const raw = await rawConnect(await proxy.port(), { "Sec-WebSocket-Protocol": "binary" });
+      raw.sock.pause();
+      const rssBefore = rssOf(proxy.child.pid!);
+      await sleep(STALL_MS);
+      const early = source!.written();
+      await sleep(500);
+      const held = source!.written();
+      const rssAfter = rssOf(proxy.child.pid!);
+      assert.equal(held, early, "the target kept writing while the client was stalled");
+      assert.ok(held < MAX_IN_FLIGHT, `${held} bytes in flight`);
+      if (rssBefore && rssAfter) {
+        assert.ok(rssAfter - rssBefore < MAX_RSS_GROWTH, `proxy RSS grew ${rssAfter - rssBefore}`);
+      }
+      // Stop the flood, then read everything: nothing may be lost.
+      const stopping = source!.stop();
+      raw.sock.resume();
+      await stopping;
+      targetSock!.end();
+      let received = 0;
+      for (let i = 0; i < 100_000; i++) {
+        const frame = await within(10000, raw.next(), "frame");
+        assert.ok(frame, "connection ended without a close frame");
+        if (frame.opcode === 0x8) {
+          assert.deepEqual(parseClose(frame), { code: 1000, reason: "Target closed" });
+          break;
+        }
+        assert.equal(firstMismatch(frame.payload, received), -1, `corrupt at ${received}`);
+        received += frame.payload.byteLength;
+      }
+      assert.equal(received, source!.written());
+      raw.sock.destroy();
+    } finally {
+      await proxy.kill();
+      await target.close();
+    }
+  });
+
+  test("a target that stops reading holds the client back", async () => {
+    let targetSock: net.Socket | undefined;
+    const target = await startTcpServer((sock) => {
+      targetSock = sock;
+      sock.pause();
+    });
+    const proxy = spawnCli(["127.0.0.1:0", `127.0.0.1:${target.port}`]);
+    try {
+      const raw = await rawConnect(await proxy.port(), { "Sec-WebSocket-Protocol": "binary" });
+      let sent = 0;
+      let stalled = false;
+      const deadline = Date.now() + STALL_MS;
+      const rssBefore = rssOf(proxy.child.pid!);
+      while (Date.now() < deadline) {
+        const ok = raw.sock.write(encodeFrame(0x2, streamBytes(sent, CHUNK)));
+        sent += CHUNK;
+        if (!ok) {
+          const drained = await Promise.race([
+            new Promise((r) => raw.sock.once("drain", () => r(true))),
+            sleep(deadline - Date.now()).then(() => false),
+          ]);
+          if (!drained) stalled = true;
+        }
+      }
+      const rssAfter = rssOf(proxy.child.pid!);
+      assert.ok(stalled, "the client was never held back");
+      assert.ok(sent < MAX_IN_FLIGHT, `${sent} bytes in flight`);
+      if (rssBefore && rssAfter) {
+        assert.ok(rssAfter - rssBefore < MAX_RSS_GROWTH, `proxy RSS grew ${rssAfter - rssBefore}`);
+      }
+      // Let the target read, then close from the client: all bytes arrive.
+      let received = 0;
+      let bad = -1;
+      targetSock!.on("data", (d: Uint8Array) => {
+        const at = firstMismatch(d, received);
+        if (at >= 0 && bad < 0) bad = received + at;
+        received += d.byteLength;
+      });
+      const ended = new Promise((r) => targetSock!.once("end", r));
+      targetSock!.resume();
+      raw.send(encodeFrame(0x8, closePayload(1000)));
+      await within(20000, ended, "target EOF");
+      assert.equal(bad, -1, `corrupt at ${bad}`);
+      assert.equal(received, sent);
+      raw.sock.destroy();
+    } finally {
+      await proxy.kill();
+      await target.close();
+    }
+  });
+});
