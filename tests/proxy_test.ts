@@ -75,4 +75,24 @@ describe("proxy to a TCP echo server", () => {
       reason: "Unsupported: Text frames are not supported",
     });
   });
+
+  test("websockify() closes 1009 on a message over the size limit", async () => {
+    const raw = await rawConnect(proxy.addr.port);
+    // Only the header: the length alone is enough to refuse it.
+    const header = encodeFrame(0x2, new Uint8Array(5 * 1024 * 1024)).subarray(0, 14);
+    raw.send(header);
+    const frame = await within(5000, raw.next(), "close");
+    assert.equal(frame?.opcode, 0x8);
+    assert.equal(parseClose(frame!).code, 1009);
+    raw.sock.destroy();
+  });
+
+  test("websockify() closes 1007 on malformed base64 in base64 mode", async () => {
+    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "base64" });
+    raw.send(encodeFrame(0x1, new TextEncoder().encode("not base64!")));
+    const frame = await within(5000, raw.next(), "close");
+    assert.equal(frame?.opcode, 0x8);
+    assert.equal(parseClose(frame!).code, 1007);
+    raw.sock.destroy();
+  });
 });
