@@ -50,7 +50,13 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
     const method = c.req.method;
     if (!KNOWN_METHODS.includes(method)) return refuse(501, `Unsupported method ('${method}')`);
     if (!accept || method !== "GET") return refuse(405, "Method Not Allowed");
-    const handshake = checkHandshake(c.req.raw.headers);
+    const headers = c.req.raw.headers;
+    log.debug(
+      `#${info.id} ${client}: upgrade ${c.req.path}, protocols '${
+        headers.get("sec-websocket-protocol") ?? ""
+      }', origin '${headers.get("origin") ?? ""}'`,
+    );
+    const handshake = checkHandshake(headers);
     if (!handshake.ok) return refuse(handshake.status, handshake.reason);
     const target = await resolveTarget(c.req.raw, info);
     if (target instanceof Response) return target;
