@@ -9,11 +9,17 @@
 import dns from "node:dns/promises";
 import http from "node:http";
 import net from "node:net";
+import process from "node:process";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import { WebSocketServer } from "ws";
+import type tls from "node:tls";
+import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
+import { classifyFirstBytes, POLICY_RESPONSE } from "../lib/sniff.ts";
+import { formatAddr } from "../lib/target.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
-import { MAX_MESSAGE_BYTES } from "./limits.ts";
+import { FIRST_BYTE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "./limits.ts";
+import { createTlsServer, type TlsOptions } from "./tls.ts";
 import { wsConn } from "./ws_conn.ts";
 
 /** Options for {@link listenNode}. */
@@ -23,6 +29,11 @@ export interface ListenOptions {
   readonly port: number;
   /** Prefer IPv6 when resolving `hostname` (`-6`). */
   readonly preferIpv6?: boolean;
+  /** Serve TLS on the same port; the first byte tells which. */
+  readonly tls?: TlsOptions;
+  /** Refuse connections that do not start TLS. */
+  readonly sslOnly?: boolean;
+  readonly log?: Logger;
 }
 
 /** Resolves a host name to one address, IPv4 first unless `preferIpv6`. */
@@ -85,13 +96,48 @@ export async function listenNode(
       .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
   });
 
-  const server = net.createServer((sock) => {
+  const log = options.log ?? SILENT_LOGGER;
+  const tlsServer = options.tls && createTlsServer(options.tls);
+  tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
+    const plain = infos.get(sock as unknown as object);
+    const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
+    const peerCn = Array.isArray(cn) ? cn[0] : cn;
+    infos.set(sock, { ...plain!, tls: true, peerCn });
+    httpServer.emit("connection", sock);
+  });
+  tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
+    const info = infos.get(sock);
+    log.info(`#${info?.id} ${info ? formatAddr(info.remote) : "?"}: TLS error: ${error.message}`);
+  });
+
+  const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array) => {
+    const client = `#${info.id} ${formatAddr(info.remote)}`;
+    const kind = classifyFirstBytes(first);
+    if (kind === "policy") {
+      log.info(`${client}: Sending flash policy response`);
+      sock.end(POLICY_RESPONSE);
+    } else if (kind === "tls" && tlsServer) {
+      tlsServer.emit("connection", sock);
+    } else if (kind === "tls") {
+      log.info(`${client}: SSL connection but no certificate is configured`);
+      sock.destroy();
+    } else if (options.sslOnly) {
+      log.info(`${client}: non-SSL connection received but disallowed`);
+      sock.destroy();
+    } else {
+      httpServer.emit("connection", sock);
+    }
+  };
+
+  const server = net.createServer({ pauseOnConnect: true }, (sock) => {
     sockets.add(sock);
     sock.once("close", () => sockets.delete(sock));
+    sock.on("error", () => sock.destroy());
     sock.setNoDelay(true);
     const remote = { hostname: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
-    infos.set(sock, { id: nextId++, remote, tls: false });
-    httpServer.emit("connection", sock);
+    const info: ConnInfo = { id: nextId++, remote, tls: false };
+    infos.set(sock, info);
+    sniff(sock, (first) => route(sock, info, first));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -111,6 +157,29 @@ export async function listenNode(
       return stopped;
     },
   };
+}
+
+/**
+ * Reads until the first bytes say what the connection speaks, puts them back
+ * and calls `decide`. A client that sends nothing in time is dropped.
+ */
+function sniff(sock: net.Socket, decide: (first: Uint8Array) => void): void {
+  let first: Uint8Array = new Uint8Array(0);
+  const timer = setTimeout(() => sock.destroy(), FIRST_BYTE_TIMEOUT_MS);
+  const onData = (chunk: Uint8Array) => {
+    first = first.length ? Buffer.concat([first, chunk]) : chunk;
+    if (classifyFirstBytes(first) === "more") return;
+    clearTimeout(timer);
+    sock.off("data", onData);
+    sock.pause();
+    sock.unshift(first);
+    decide(first);
+    // Deno and Bun need the resume after the new owner has attached.
+    process.nextTick(() => sock.resume());
+  };
+  sock.on("data", onData);
+  sock.once("close", () => clearTimeout(timer));
+  sock.resume();
 }
 
 /** Builds a fetch `Request` from an upgrade request's head. */
