@@ -7,39 +7,29 @@
  */
 import process from "node:process";
 import { resolveHost } from "./adapters/node.ts";
-import { HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
+import { type CliOptions, describeError, HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
-import { errorText } from "./lib/proxy.ts";
 import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
 import { websockify } from "./mod.ts";
-
-const ERROR_TEXT: Record<string, string> = {
-  EADDRINUSE: "address already in use",
-  EACCES: "permission denied",
-  EADDRNOTAVAIL: "address not available",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "host name lookup failed",
-};
-
-function describe(error: unknown): string {
-  const code = (error as { code?: string } | null)?.code;
-  return (code && ERROR_TEXT[code]) || errorText(error);
-}
 
 function fail(message: string, status: number): never {
   process.stderr.write(`websockify: error: ${message}\n`);
   process.exit(status);
 }
 
-async function main(argv: string[]): Promise<void> {
-  let options;
+/** Parses `argv`; on a usage error prints usage and exits 2, as optparse does. */
+function parseOrExit(argv: string[]): CliOptions {
   try {
-    options = parseCliArgs(argv);
+    return parseCliArgs(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`${USAGE}\n\n`);
-    fail(error.message, 2);
+    return fail(error.message, 2);
   }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const options = parseOrExit(argv);
   if (options.help) {
     process.stdout.write(`${HELP}\n`);
     return;
@@ -52,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
   const { target } = options;
   if (target.kind === "tcp") {
     await resolveHost(target.hostname).catch((error) =>
-      fail(`Cannot resolve target host "${target.hostname}": ${describe(error)}`, 1)
+      fail(`Cannot resolve target host "${target.hostname}": ${describeError(error)}`, 1)
     );
   }
   const listenText = formatAddr({
@@ -65,7 +55,7 @@ async function main(argv: string[]): Promise<void> {
     preferIpv6: options.preferIpv6,
     heartbeat: options.heartbeat,
     logger: log,
-  }).catch((error) => fail(`Cannot listen on ${listenText}: ${describe(error)}`, 1));
+  }).catch((error) => fail(`Cannot listen on ${listenText}: ${describeError(error)}`, 1));
 
   log.info("WebSocket server settings:");
   log.info(`  - Listen on ${formatAddr(server.addr)}`);
@@ -86,4 +76,4 @@ async function main(argv: string[]): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
-main(process.argv.slice(2)).catch((error) => fail(errorText(error), 1));
+main(process.argv.slice(2)).catch((error) => fail(describeError(error), 1));

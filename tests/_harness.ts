@@ -182,7 +182,8 @@ export function spawnCli(args: string[]): CliProcess {
       return Number(/Listen on .*:(\d+)/.exec(proc.stderr)![1]);
     },
     kill(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      // process.kill, not child.kill: Deno then reports the signal, not the exit code.
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
       return proc.exited;
     },
   };

@@ -1,0 +1,198 @@
+/**
+ * The command line: argument parsing as a table, then the real `websockify`
+ * process under the current runtime: help, usage errors, startup errors and
+ * a clean exit on SIGTERM.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import process from "node:process";
+import { describe, test } from "node:test";
+import { type CliOptions, HELP, OPTIONS, parseCliArgs, USAGE } from "../lib/cli.ts";
+import { UsageError } from "../lib/target.ts";
+import {
+  closed,
+  openClient,
+  receive,
+  runCli,
+  spawnCli,
+  startEchoServer,
+  within,
+} from "./_harness.ts";
+
+/** The settings a bare `LISTEN TARGET` command line gives. */
+const DEFAULTS = { help: false, verbose: false, traffic: false, preferIpv6: false, heartbeat: 0 };
+
+const PARSES: [string[], CliOptions][] = [
+  [["6080", "localhost:5900"], {
+    ...DEFAULTS,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "localhost", port: 5900 },
+  }],
+  [["127.0.0.1:6080", "10.0.0.1:5900"], {
+    ...DEFAULTS,
+    listen: { hostname: "127.0.0.1", port: 6080 },
+    target: { kind: "tcp", hostname: "10.0.0.1", port: 5900 },
+  }],
+  [["[::1]:6080", "[::1]:5900"], {
+    ...DEFAULTS,
+    listen: { hostname: "::1", port: 6080 },
+    target: { kind: "tcp", hostname: "::1", port: 5900 },
+  }],
+  [["::1:6080", "h:1"], {
+    ...DEFAULTS,
+    listen: { hostname: "::1", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 1 },
+  }],
+  [["--unix-target=/tmp/vnc.sock", "6080"], {
+    ...DEFAULTS,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "unix", path: "/tmp/vnc.sock" },
+  }],
+  [["-6", "-v", "--traffic", "--heartbeat=5", "6080", "h:5900"], {
+    ...DEFAULTS,
+    verbose: true,
+    traffic: true,
+    preferIpv6: true,
+    heartbeat: 5,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 5900 },
+  }],
+  [["6080", "--heartbeat", "7", "--prefer-ipv6", "--verbose", "h:5900"], {
+    ...DEFAULTS,
+    verbose: true,
+    preferIpv6: true,
+    heartbeat: 7,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 5900 },
+  }],
+  [["--help"], { help: true }],
+  [["-h", "6080"], { help: true }],
+];
+
+const ERRORS: [string[], string][] = [
+  [[], "Too few arguments"],
+  [["6080"], "Too few arguments"],
+  [["6080", "h:1", "extra"], "Too many arguments"],
+  [["--unix-target=/tmp/s", "6080", "h:1"], "Too many arguments"],
+  [["60x0", "h:1"], "Error parsing listen port"],
+  [["70000", "h:1"], "Error parsing listen port"],
+  [["6080", "h"], "Error parsing target"],
+  [["6080", "h:0"], "Error parsing target port"],
+  [["6080", "h:port"], "Error parsing target port"],
+  [["6080", ":5900"], "Error parsing target port"],
+  [["--bogus", "6080", "h:1"], "no such option: --bogus"],
+  [["-x", "6080", "h:1"], "no such option: -x"],
+  [["--heartbeat=x", "6080", "h:1"], "option --heartbeat: invalid integer value: 'x'"],
+  [["--heartbeat=-1", "6080", "h:1"], "option --heartbeat: invalid integer value: '-1'"],
+  [["6080", "h:1", "--heartbeat"], "--heartbeat option requires 1 argument"],
+  [["--traffic=yes", "6080", "h:1"], "--traffic option does not take a value"],
+];
+
+describe("parseCliArgs()", () => {
+  for (const [args, want] of PARSES) {
+    test(`parseCliArgs() parses ${JSON.stringify(args)}`, () => {
+      assert.deepEqual(parseCliArgs(args), want);
+    });
+  }
+  for (const [args, message] of ERRORS) {
+    test(`parseCliArgs() rejects ${JSON.stringify(args)} with "${message}"`, () => {
+      assert.throws(() => parseCliArgs(args), (error: unknown) => {
+        assert.ok(error instanceof UsageError);
+        assert.equal(error.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+/** The flags of every option the parser knows, as `--help` must show them. */
+function flags(): string[] {
+  return Object.entries(OPTIONS).flatMap(([name, spec]) => [
+    `--${name}`,
+    ...("short" in spec ? [`-${spec.short}`] : []),
+  ]);
+}
+
+/** Asserts the usage-error shape: usage, one error line, no stack, exit 2. */
+function assertUsageError(result: { code: number; stderr: string }, message: RegExp): void {
+  assert.equal(result.code, 2, result.stderr);
+  assert.ok(result.stderr.startsWith(USAGE), result.stderr);
+  const errors = result.stderr.split("\n").filter((l) => l.startsWith("websockify: error: "));
+  assert.equal(errors.length, 1, result.stderr);
+  assert.match(errors[0]!, message);
+  assert.doesNotMatch(result.stderr, /^\s+at /m);
+}
+
+/** Asserts a startup failure: exactly one error line, exit 1. */
+function assertStartError(result: { code: number; stderr: string }, message: RegExp): void {
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0]!, /^websockify: error: /);
+  assert.match(lines[0]!, message);
+}
+
+describe("websockify command", { timeout: 60000 }, () => {
+  test("HELP lists every option of the parser", () => {
+    for (const flag of flags()) assert.ok(HELP.includes(flag), `${flag} missing from HELP`);
+  });
+
+  test("websockify --help prints every option and exits 0", { timeout: 30000 }, async () => {
+    const result = await runCli(["--help"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(result.stdout.startsWith(USAGE), result.stdout);
+    for (const flag of flags()) assert.ok(result.stdout.includes(flag), `${flag} missing`);
+    assert.equal(result.stderr, "");
+  });
+
+  test("websockify with an unknown option prints usage and exits 2", async () => {
+    assertUsageError(await runCli(["--bogus", "6080", "h:1"]), /no such option: --bogus$/);
+  });
+
+  test("websockify with too few arguments prints usage and exits 2", async () => {
+    assertUsageError(await runCli(["6080"]), /Too few arguments$/);
+  });
+
+  test("websockify with a bad listen port exits 2", async () => {
+    assertUsageError(await runCli(["127.0.0.1:99999", "h:1"]), /Error parsing listen port$/);
+  });
+
+  test("websockify on a port in use says so in one line and exits 1", async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = holder.address() as net.AddressInfo;
+      const result = await runCli([`127.0.0.1:${port}`, "127.0.0.1:5900"]);
+      assertStartError(result, /address already in use/);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  test("websockify with an unresolvable target host exits 1", async () => {
+    const result = await runCli(["127.0.0.1:0", "nonexistent.invalid:5900"]);
+    assertStartError(result, /nonexistent\.invalid/);
+  });
+
+  test("websockify closes clients with 1001 and exits 0 on SIGTERM", async () => {
+    const echo = await startEchoServer();
+    const proc = spawnCli(["127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+    try {
+      const ws = await openClient(await proc.port(), ["binary"]);
+      // An echo proves the session reached the target before the signal.
+      const got = receive(ws, 5);
+      ws.send(new TextEncoder().encode("hello"));
+      await within(5000, got, "echo");
+      const closing = closed(ws);
+      // Not proc.kill(): Deno's child.kill() makes "exit" report the signal
+      // instead of the real exit status.
+      process.kill(proc.child.pid!, "SIGTERM");
+      const code = await within(5000, proc.exited, "exit after SIGTERM");
+      assert.equal((await within(5000, closing, "client close")).code, 1001);
+      assert.equal(code, 0, proc.stderr);
+    } finally {
+      await proc.kill("SIGKILL");
+      await echo.close();
+    }
+  });
+});
