@@ -5,12 +5,22 @@
  *
  * @module
  */
+import fs from "node:fs";
+import path from "node:path";
 import process from "node:process";
 import { resolveHost } from "./adapters/node.ts";
-import { type CliOptions, describeError, HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
+import type { TlsOptions } from "./adapters/tls.ts";
+import {
+  type CliOptions,
+  type CliTls,
+  describeError,
+  HELP,
+  parseCliArgs,
+  USAGE,
+} from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
-import { websockify } from "./mod.ts";
+import { TlsConfigError, websockify } from "./mod.ts";
 
 function fail(message: string, status: number): never {
   process.stderr.write(`websockify: error: ${message}\n`);
@@ -26,6 +36,20 @@ function parseOrExit(argv: string[]): CliOptions {
     process.stderr.write(`${USAGE}\n\n`);
     return fail(error.message, 2);
   }
+}
+
+/** Server TLS from the options: `--cert`, else `self.pem` in the start-up directory if present. */
+function serverTls(cli: CliTls): TlsOptions | undefined {
+  const cert = path.resolve(cli.cert ?? "self.pem");
+  if (cli.cert === undefined && !fs.existsSync(cert)) {
+    if (cli.sslOnly || cli.verifyClient) {
+      process.stderr.write(`${USAGE}\n\n`);
+      fail(`SSL only and ${cert} not found`, 2);
+    }
+    return undefined;
+  }
+  const passphrase = cli.passphrase ?? process.env.WEBSOCKIFY_KEY_PASSWORD;
+  return { ...cli, cert, key: cli.key && path.resolve(cli.key), passphrase };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -49,18 +73,32 @@ async function main(argv: string[]): Promise<void> {
     hostname: options.listen.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),
     port: options.listen.port,
   });
+  const tls = serverTls(options.tls);
+  const targetCa = options.tls.targetCa;
   const server = await websockify({
     listen: options.listen,
     target,
     preferIpv6: options.preferIpv6,
     heartbeat: options.heartbeat,
     logger: log,
-  }).catch((error) => fail(`Cannot listen on ${listenText}: ${describeError(error)}`, 1));
+    tls,
+    sslOnly: options.tls.sslOnly,
+    targetCa: targetCa === undefined ? undefined : fs.readFileSync(targetCa, "utf8"),
+  }).catch((error) =>
+    fail(
+      error instanceof TlsConfigError
+        ? error.message
+        : `Cannot listen on ${listenText}: ${describeError(error)}`,
+      1,
+    )
+  );
 
   log.info("WebSocket server settings:");
   log.info(`  - Listen on ${formatAddr(server.addr)}`);
-  log.info("  - No SSL/TLS support (no cert file)");
-  log.info(`  - proxying from ${formatAddr(server.addr)} to ${formatTarget(target)}`);
+  log.info(tls ? "  - SSL/TLS support" : "  - No SSL/TLS support (no cert file)");
+  if (options.tls.sslOnly) log.info("  - Deny non-SSL/TLS connections");
+  const using = target.kind === "tcp" && target.tls ? " (using SSL)" : "";
+  log.info(`  - proxying from ${formatAddr(server.addr)} to ${formatTarget(target)}${using}`);
   if (options.traffic) {
     process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
   }

@@ -24,6 +24,7 @@
  */
 import { connectNode } from "./adapters/node_conn.ts";
 import { listenNode } from "./adapters/node.ts";
+import type { TlsOptions } from "./adapters/tls.ts";
 import { createApp } from "./lib/app.ts";
 import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
 import { createSessions } from "./lib/proxy.ts";
@@ -33,6 +34,7 @@ import type { Conn, NetAddr, Target } from "./lib/types.ts";
 export { bridge, type BridgeOptions, type BridgeStats } from "./lib/bridge.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
 export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
+export { TlsConfigError, type TlsOptions } from "./adapters/tls.ts";
 export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/types.ts";
 
 /** Options for {@link websockify}. */
@@ -49,6 +51,12 @@ export interface WebsockifyOptions {
   logger?: Logger;
   /** Replaces how targets are reached (the default is `node:net`). */
   connect?: (target: Target) => Promise<Conn>;
+  /** Serve TLS (wss://, https://) on the same port as plain connections. */
+  tls?: TlsOptions;
+  /** Refuse clients that do not start with TLS. */
+  sslOnly?: boolean;
+  /** Extra CA certificates (PEM text) trusted for TLS targets. */
+  targetCa?: string | Uint8Array;
 }
 
 /** A running proxy. */
@@ -71,7 +79,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
   const log = options.logger ?? SILENT_LOGGER;
   const sessions = createSessions({
-    connect: options.connect ?? ((t) => connectNode(t)),
+    connect: options.connect ?? ((t) => connectNode(t, { ca: options.targetCa })),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
   });
@@ -80,6 +88,9 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     hostname: options.listen?.hostname ?? "127.0.0.1",
     port: options.listen?.port ?? 0,
     preferIpv6: options.preferIpv6,
+    tls: options.tls,
+    sslOnly: options.sslOnly,
+    log,
   }, { fetch: app.fetch, open: sessions.open });
   return {
     addr: listener.addr,

@@ -98,16 +98,23 @@ export async function listenNode(
 
   const log = options.log ?? SILENT_LOGGER;
   const tlsServer = options.tls && createTlsServer(options.tls);
+  // A TLS socket is a new object: find its connection's info by the client's address.
+  const handshaking = new Map<string, ConnInfo>();
+  const pending = (sock: net.Socket) => {
+    const key = `${sock.remoteAddress}|${sock.remotePort}`;
+    const info = handshaking.get(key);
+    handshaking.delete(key);
+    return info ?? { id: nextId++, remote: remoteOf(sock), tls: true };
+  };
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
-    const plain = infos.get(sock as unknown as object);
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
     const peerCn = Array.isArray(cn) ? cn[0] : cn;
-    infos.set(sock, { ...plain!, tls: true, peerCn });
+    infos.set(sock, { ...pending(sock), tls: true, peerCn });
     httpServer.emit("connection", sock);
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
-    const info = infos.get(sock);
-    log.info(`#${info?.id} ${info ? formatAddr(info.remote) : "?"}: TLS error: ${error.message}`);
+    const info = pending(sock);
+    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${error.message}`);
   });
 
   const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array) => {
@@ -117,6 +124,9 @@ export async function listenNode(
       log.info(`${client}: Sending flash policy response`);
       sock.end(POLICY_RESPONSE);
     } else if (kind === "tls" && tlsServer) {
+      const key = `${sock.remoteAddress}|${sock.remotePort}`;
+      handshaking.set(key, info);
+      sock.once("close", () => handshaking.delete(key));
       tlsServer.emit("connection", sock);
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
@@ -134,8 +144,7 @@ export async function listenNode(
     sock.once("close", () => sockets.delete(sock));
     sock.on("error", () => sock.destroy());
     sock.setNoDelay(true);
-    const remote = { hostname: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
-    const info: ConnInfo = { id: nextId++, remote, tls: false };
+    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock), tls: false };
     infos.set(sock, info);
     sniff(sock, (first) => route(sock, info, first));
   });
@@ -180,6 +189,10 @@ function sniff(sock: net.Socket, decide: (first: Uint8Array) => void): void {
   sock.on("data", onData);
   sock.once("close", () => clearTimeout(timer));
   sock.resume();
+}
+
+function remoteOf(sock: net.Socket): NetAddr {
+  return { hostname: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
 }
 
 /** Builds a fetch `Request` from an upgrade request's head. */

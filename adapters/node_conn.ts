@@ -6,6 +6,7 @@
  * @module
  */
 import net from "node:net";
+import tls from "node:tls";
 import type { Conn, Target } from "../lib/types.ts";
 import { HIGH_WATER_MARK } from "./limits.ts";
 
@@ -84,6 +85,18 @@ function settled(sock: net.Socket, event: "drain" | "finish"): Promise<void> {
 export interface ConnectOptions {
   /** Give up on a connect that takes longer than this. */
   timeoutMs?: number;
+  /** Extra trusted CA certificates (PEM) for TLS targets. */
+  ca?: string | Uint8Array;
+}
+
+function openSocket(target: Target, options: ConnectOptions): net.Socket {
+  if (target.kind === "unix") return net.connect({ path: target.path, allowHalfOpen: true });
+  const { hostname: host, port } = target;
+  if (!target.tls) return net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+  // Verified like a browser would: the chain (system CAs plus `ca`) and the name.
+  const ca = options.ca ? [...tls.rootCertificates, String(options.ca)] : undefined;
+  const servername = net.isIP(host) ? undefined : host;
+  return tls.connect({ host, port, servername, ca }).setNoDelay(true);
 }
 
 /**
@@ -95,9 +108,7 @@ export interface ConnectOptions {
  * ```
  */
 export function connectNode(target: Target, options: ConnectOptions = {}): Promise<Conn> {
-  const sock = target.kind === "unix"
-    ? net.connect({ path: target.path, allowHalfOpen: true })
-    : net.connect({ host: target.hostname, port: target.port, allowHalfOpen: true, noDelay: true });
+  const sock = openSocket(target, options);
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -107,7 +118,7 @@ export function connectNode(target: Target, options: ConnectOptions = {}): Promi
       clearTimeout(timer);
       reject(error);
     });
-    sock.once("connect", () => {
+    sock.once(target.kind === "tcp" && target.tls ? "secureConnect" : "connect", () => {
       clearTimeout(timer);
       sock.removeAllListeners("error");
       if (target.kind === "tcp") sock.setKeepAlive(true);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
 
@@ -53,13 +54,48 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
     rejectUnauthorized: options.verifyClient ?? false,
     ca: options.verifyClient && options.ca ? read(options.ca, "CA file") : undefined,
   };
+  checkKeyPair(options, cert, key);
   try {
     tls.createSecureContext(secure);
   } catch (error) {
-    const text = error instanceof Error ? error.message : String(error);
-    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${text}`);
+    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${message(error)}`);
   }
   return secure;
+}
+
+const KEY_PEM = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/;
+
+/**
+ * Decrypts the key and matches it to the certificate now, so that a wrong
+ * password or a mismatched pair fails at start-up on every runtime (Deno's
+ * `createSecureContext` defers both to the first handshake).
+ */
+function checkKeyPair(options: TlsOptions, cert: Buffer, key: Buffer): void {
+  const keyFile = options.key ?? options.cert;
+  const pem = KEY_PEM.exec(key.toString("latin1"))?.[0];
+  if (!pem) throw new TlsConfigError(`Cannot find a private key in "${keyFile}"`);
+  let privateKey: crypto.KeyObject;
+  try {
+    privateKey = crypto.createPrivateKey({ key: pem, passphrase: options.passphrase });
+  } catch (error) {
+    const why = /decrypt|passphrase|interrupted/i.test(message(error))
+      ? "wrong or missing password"
+      : message(error);
+    throw new TlsConfigError(`Cannot use key "${keyFile}": ${why}`);
+  }
+  let x509: crypto.X509Certificate;
+  try {
+    x509 = new crypto.X509Certificate(cert);
+  } catch (error) {
+    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${message(error)}`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new TlsConfigError(`Cannot use certificate "${options.cert}": it does not match the key`);
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -45,7 +45,62 @@ export const OPTIONS = {
     arg: "N",
     help: "ping the client every N seconds; drop it after two missed pongs",
   },
+  cert: {
+    type: "string",
+    arg: "CERT",
+    help: "TLS certificate (PEM, may hold the key); default self.pem if present",
+  },
+  key: { type: "string", arg: "KEY", help: "TLS key file, if not in CERT" },
+  "key-password": {
+    type: "string",
+    arg: "PASS",
+    help: "password of KEY (or set WEBSOCKIFY_KEY_PASSWORD)",
+  },
+  "ssl-only": { type: "boolean", help: "refuse connections that do not use TLS" },
+  "ssl-version": {
+    type: "string",
+    arg: "VERSION",
+    help: "lowest TLS version: tlsv1_1, tlsv1_2 or tlsv1_3",
+  },
+  "ssl-ciphers": { type: "string", arg: "LIST", help: "allowed TLS ciphers (OpenSSL syntax)" },
+  "verify-client": {
+    type: "boolean",
+    help: "require a client certificate signed by --cafile",
+  },
+  cafile: { type: "string", arg: "FILE", help: "CA bundle for --verify-client" },
+  "ssl-target": {
+    type: "boolean",
+    help: "connect to the target with TLS, verifying its certificate and name",
+  },
+  "ssl-target-cafile": {
+    type: "string",
+    arg: "FILE",
+    help: "also trust this CA for --ssl-target (self-signed targets)",
+  },
 } as const satisfies Record<string, OptionSpec>;
+
+/** `--ssl-version` values and the protocol versions they mean. */
+export const SSL_VERSIONS: Record<string, "TLSv1.1" | "TLSv1.2" | "TLSv1.3" | undefined> = {
+  default: undefined,
+  "tlsv1_1": "TLSv1.1",
+  "tlsv1_2": "TLSv1.2",
+  "tlsv1_3": "TLSv1.3",
+};
+
+/** TLS settings from the command line; file paths as given. */
+export interface CliTls {
+  /** `--cert`, when given; the runner falls back to `self.pem`. */
+  readonly cert?: string;
+  readonly key?: string;
+  readonly passphrase?: string;
+  readonly minVersion?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  readonly ciphers?: string;
+  readonly verifyClient: boolean;
+  readonly ca?: string;
+  readonly sslOnly: boolean;
+  /** `--ssl-target-cafile`. */
+  readonly targetCa?: string;
+}
 
 function flagText(name: string, spec: OptionSpec): string {
   const long = spec.arg ? `--${name}=${spec.arg}` : `--${name}`;
@@ -58,7 +113,7 @@ export const HELP: string = `${USAGE}
 Options:
 ${
   Object.entries(OPTIONS as Record<string, OptionSpec>)
-    .map(([name, spec]) => `  ${flagText(name, spec).padEnd(22)}${spec.help}`)
+    .map(([name, spec]) => `  ${flagText(name, spec).padEnd(28)}${spec.help}`)
     .join("\n")
 }`;
 
@@ -72,6 +127,7 @@ export interface CliRun {
   readonly preferIpv6: boolean;
   /** Seconds between pings; 0 is off. */
   readonly heartbeat: number;
+  readonly tls: CliTls;
 }
 
 /** Parsed command line: either `--help` or settings to run with. */
@@ -146,10 +202,29 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     if (extra.length > 0) throw new UsageError("Too many arguments");
     target = parseTarget(targetArg);
   }
+  if (values["ssl-target"]) {
+    if (target.kind === "unix") throw new UsageError("--ssl-target needs a TCP target");
+    target = { ...target, tls: true };
+  }
+  const sslVersion = values["ssl-version"] ?? "default";
+  if (!(sslVersion in SSL_VERSIONS)) {
+    throw new UsageError(`option --ssl-version: invalid choice: '${sslVersion}'`);
+  }
   return {
     help: false,
     listen,
     target,
+    tls: {
+      cert: values.cert,
+      key: values.key,
+      passphrase: values["key-password"],
+      minVersion: SSL_VERSIONS[sslVersion],
+      ciphers: values["ssl-ciphers"],
+      verifyClient: values["verify-client"] ?? false,
+      ca: values.cafile,
+      sslOnly: values["ssl-only"] ?? false,
+      targetCa: values["ssl-target-cafile"],
+    },
     verbose: values.verbose ?? false,
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,

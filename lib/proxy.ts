@@ -46,7 +46,8 @@ export function createSessions(options: SessionOptions): Sessions {
     const name = `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
     const started = performance.now();
     const scheme = info.tls ? "wss://" : "ws://";
-    log.info(`${name}: open (${scheme}, protocol ${ws.protocol || "none"})`);
+    const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
+    log.info(`${name}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
     const traffic = log.traffic;
     const stats = await bridge(ws, () => options.connect(target), {
       signal: stop.signal,

@@ -154,11 +154,11 @@ export interface CliProcess {
 const SIGNALS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** Spawns `websockify` with `args` under the current runtime. */
-export function spawnCli(args: string[]): CliProcess {
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
   const [cmd, ...pre] = cliCommand();
   const child = spawn(cmd!, [...pre, ...args], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const proc: CliProcess = {

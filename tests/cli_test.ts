@@ -20,7 +20,25 @@ import {
 } from "./_harness.ts";
 
 /** The settings a bare `LISTEN TARGET` command line gives. */
-const DEFAULTS = { help: false, verbose: false, traffic: false, preferIpv6: false, heartbeat: 0 };
+const NO_TLS = {
+  cert: undefined,
+  key: undefined,
+  passphrase: undefined,
+  minVersion: undefined,
+  ciphers: undefined,
+  verifyClient: false,
+  ca: undefined,
+  sslOnly: false,
+  targetCa: undefined,
+};
+const DEFAULTS = {
+  help: false,
+  verbose: false,
+  traffic: false,
+  preferIpv6: false,
+  heartbeat: 0,
+  tls: NO_TLS,
+} as const;
 
 const PARSES: [string[], CliOptions][] = [
   [["6080", "localhost:5900"], {
@@ -65,6 +83,39 @@ const PARSES: [string[], CliOptions][] = [
     listen: { hostname: "", port: 6080 },
     target: { kind: "tcp", hostname: "h", port: 5900 },
   }],
+  [[
+    "--cert=c.pem",
+    "--key=k.pem",
+    "--key-password=pw",
+    "--ssl-only",
+    "--ssl-version=tlsv1_2",
+    "--ssl-ciphers=HIGH",
+    "--verify-client",
+    "--cafile=ca.pem",
+    "6080",
+    "h:5900",
+  ], {
+    ...DEFAULTS,
+    tls: {
+      cert: "c.pem",
+      key: "k.pem",
+      passphrase: "pw",
+      minVersion: "TLSv1.2",
+      ciphers: "HIGH",
+      verifyClient: true,
+      ca: "ca.pem",
+      sslOnly: true,
+      targetCa: undefined,
+    },
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 5900 },
+  }],
+  [["--ssl-target", "--ssl-target-cafile=t.pem", "6080", "h:443"], {
+    ...DEFAULTS,
+    tls: { ...NO_TLS, targetCa: "t.pem" },
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 443, tls: true },
+  }],
   [["--help"], { help: true }],
   [["-h", "6080"], { help: true }],
 ];
@@ -78,6 +129,8 @@ const ERRORS: [string[], string][] = [
   [["70000", "h:1"], "Error parsing listen port"],
   [["6080", "h"], "Error parsing target"],
   [["6080", "h:0"], "Error parsing target port"],
+  [["--ssl-version=sslv3", "6080", "h:1"], "option --ssl-version: invalid choice: 'sslv3'"],
+  [["--ssl-target", "--unix-target=/s", "6080"], "--ssl-target needs a TCP target"],
   [["6080", "h:port"], "Error parsing target port"],
   [["6080", ":5900"], "Error parsing target port"],
   [["--bogus", "6080", "h:1"], "no such option: --bogus"],
