@@ -20,7 +20,7 @@ import {
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
-import { TlsConfigError, websockify } from "./mod.ts";
+import { ConfigError, websockify } from "./mod.ts";
 
 function fail(message: string, status: number): never {
   process.stderr.write(`websockify: error: ${message}\n`);
@@ -84,9 +84,11 @@ async function main(argv: string[]): Promise<void> {
     tls,
     sslOnly: options.tls.sslOnly,
     targetCa: targetCa === undefined ? undefined : fs.readFileSync(targetCa, "utf8"),
+    web: options.web,
+    fileOnly: options.fileOnly,
   }).catch((error) =>
     fail(
-      error instanceof TlsConfigError
+      error instanceof ConfigError
         ? error.message
         : `Cannot listen on ${listenText}: ${describeError(error)}`,
       1,
@@ -95,6 +97,10 @@ async function main(argv: string[]): Promise<void> {
 
   log.info("WebSocket server settings:");
   log.info(`  - Listen on ${formatAddr(server.addr)}`);
+  if (options.web !== undefined) {
+    const kind = options.fileOnly ? " (no directory listings)" : "";
+    log.info(`  - Web server${kind}. Web root: ${path.resolve(options.web)}`);
+  }
   log.info(tls ? "  - SSL/TLS support" : "  - No SSL/TLS support (no cert file)");
   if (options.tls.sslOnly) log.info("  - Deny non-SSL/TLS connections");
   const using = target.kind === "tcp" && target.tls ? " (using SSL)" : "";

@@ -25,16 +25,19 @@
 import { connectNode } from "./adapters/node_conn.ts";
 import { listenNode } from "./adapters/node.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
-import { createApp } from "./lib/app.ts";
+import { nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
+import { type Authenticate, createApp } from "./lib/app.ts";
 import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
 import { createSessions } from "./lib/proxy.ts";
 import { parseTarget } from "./lib/target.ts";
 import type { Conn, NetAddr, Target } from "./lib/types.ts";
 
+export type { Authenticate, ResolveTarget } from "./lib/app.ts";
 export { bridge, type BridgeOptions, type BridgeStats } from "./lib/bridge.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
 export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
 export { TlsConfigError, type TlsOptions } from "./adapters/tls.ts";
+export { ConfigError } from "./lib/errors.ts";
 export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/types.ts";
 
 /** Options for {@link websockify}. */
@@ -57,6 +60,14 @@ export interface WebsockifyOptions {
   sslOnly?: boolean;
   /** Extra CA certificates (PEM text) trusted for TLS targets. */
   targetCa?: string | Uint8Array;
+  /** Serve static files from this directory on the same port (`--web`). */
+  web?: string;
+  /** With `web`: answer 404 for directories without an index file. */
+  fileOnly?: boolean;
+  /** Checks requests before they are served; a returned response refuses. */
+  authenticate?: Authenticate;
+  /** Apply `authenticate` to `web` requests too. */
+  webAuth?: boolean;
 }
 
 /** A running proxy. */
@@ -83,7 +94,16 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
   });
-  const app = createApp({ resolveTarget: () => target, log });
+  const web = options.web === undefined
+    ? undefined
+    : { root: await resolveWebRoot(options.web), fileOnly: options.fileOnly, fs: nodeFs };
+  const app = createApp({
+    resolveTarget: () => target,
+    log,
+    web,
+    authenticate: options.authenticate,
+    webAuth: options.webAuth,
+  });
   const listener = await listenNode({
     hostname: options.listen?.hostname ?? "127.0.0.1",
     port: options.listen?.port ?? 0,

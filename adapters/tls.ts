@@ -8,6 +8,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
+import { ConfigError } from "../lib/errors.ts";
 
 /** Server TLS settings, file paths as given on the command line. */
 export interface TlsOptions {
@@ -27,7 +28,7 @@ export interface TlsOptions {
 }
 
 /** A TLS setting that cannot be used; the message names the file. */
-export class TlsConfigError extends Error {
+export class TlsConfigError extends ConfigError {
   override name = "TlsConfigError";
 }
 

@@ -9,6 +9,7 @@ import { checkHandshake } from "./handshake.ts";
 import type { Logger } from "./log.ts";
 import { formatAddr } from "./target.ts";
 import type { ConnInfo, RequestEnv, Target } from "./types.ts";
+import { serveWeb, type WebOptions } from "./web.ts";
 
 /** Picks the target for an upgrade, or refuses it with a response. */
 export type ResolveTarget = (
@@ -16,10 +17,25 @@ export type ResolveTarget = (
   info: ConnInfo,
 ) => Target | Response | Promise<Target | Response>;
 
+/**
+ * Checks a request before it is served; a response refuses it. Upgrades are
+ * checked after the target is known; `--web` requests only with `webAuth`.
+ */
+export type Authenticate = (
+  req: Request,
+  info: ConnInfo,
+  target: Target | undefined,
+) => Response | undefined | Promise<Response | undefined>;
+
 /** Options for {@link createApp}. */
 export interface AppOptions {
   resolveTarget: ResolveTarget;
   log: Logger;
+  /** Serve files for plain GET/HEAD requests (`--web`). */
+  web?: WebOptions;
+  authenticate?: Authenticate;
+  /** Apply `authenticate` to `--web` requests too (`--web-auth`). */
+  webAuth?: boolean;
 }
 
 /** Methods upstream answers with 405 rather than 501. */
@@ -49,6 +65,14 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
     };
     const method = c.req.method;
     if (!KNOWN_METHODS.includes(method)) return refuse(501, `Unsupported method ('${method}')`);
+    const readOnly = method === "GET" || method === "HEAD";
+    if (!accept && readOnly && options.web) {
+      const denied = options.webAuth && await options.authenticate?.(c.req.raw, info, undefined);
+      if (denied) return denied;
+      const res = await serveWeb(c.req.raw, options.web);
+      log.debug(`#${info.id} ${client}: ${method} ${c.req.path} ${res.status}`);
+      return res;
+    }
     if (!accept || method !== "GET") return refuse(405, "Method Not Allowed");
     const headers = c.req.raw.headers;
     log.debug(
@@ -60,6 +84,8 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
     if (!handshake.ok) return refuse(handshake.status, handshake.reason);
     const target = await resolveTarget(c.req.raw, info);
     if (target instanceof Response) return target;
+    const denied = await options.authenticate?.(c.req.raw, info, target);
+    if (denied) return denied;
     accept(handshake.protocol, target);
     return new Response(null, { status: 204 });
   });

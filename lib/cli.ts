@@ -45,6 +45,8 @@ export const OPTIONS = {
     arg: "N",
     help: "ping the client every N seconds; drop it after two missed pongs",
   },
+  web: { type: "string", arg: "DIR", help: "serve files from DIR on the same port" },
+  "file-only": { type: "boolean", help: "with --web: no directory listings" },
   cert: {
     type: "string",
     arg: "CERT",
@@ -128,6 +130,9 @@ export interface CliRun {
   /** Seconds between pings; 0 is off. */
   readonly heartbeat: number;
   readonly tls: CliTls;
+  /** `--web` directory, as given. */
+  readonly web?: string;
+  readonly fileOnly: boolean;
 }
 
 /** Parsed command line: either `--help` or settings to run with. */
@@ -214,6 +219,8 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     help: false,
     listen,
     target,
+    web: values.web,
+    fileOnly: values["file-only"] ?? false,
     tls: {
       cert: values.cert,
       key: values.key,

@@ -203,3 +203,48 @@ export async function runCli(
   );
   return { code, stdout: proc.stdout, stderr: proc.stderr };
 }
+
+/** A parsed HTTP response from {@link rawHttp}. */
+export interface RawResponse {
+  readonly status: number;
+  /** The status line and headers, as sent. */
+  readonly head: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** Sends `request` as is over TCP (no URL clean-up) and reads until close. */
+export function rawHttp(port: number, request: string, host = "127.0.0.1"): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    let text = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => (text += d));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const end = text.indexOf("\r\n\r\n");
+      const head = end < 0 ? text : text.slice(0, end);
+      const headers: Record<string, string> = {};
+      for (const line of head.split("\r\n").slice(1)) {
+        const i = line.indexOf(":");
+        headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+      }
+      const status = Number(head.split(" ")[1]);
+      resolve({ status, head, headers, body: end < 0 ? "" : text.slice(end + 4) });
+    });
+    sock.write(request);
+  });
+}
+
+/** A GET (or other method) with `Connection: close`, path sent verbatim. */
+export function httpGet(
+  port: number,
+  path: string,
+  { method = "GET", headers = {} }: { method?: string; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  return rawHttp(
+    port,
+    `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${extra}\r\n`,
+  );
+}

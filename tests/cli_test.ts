@@ -38,6 +38,8 @@ const DEFAULTS = {
   preferIpv6: false,
   heartbeat: 0,
   tls: NO_TLS,
+  web: undefined,
+  fileOnly: false,
 } as const;
 
 const PARSES: [string[], CliOptions][] = [

@@ -4,12 +4,18 @@
  * wire.
  */
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { checkHandshake, selectSubprotocol } from "../lib/handshake.ts";
 import type { Websockify } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
-import { startEchoServer, startProxy, type TcpServer, within } from "./_harness.ts";
+import {
+  httpGet,
+  rawHttp,
+  startEchoServer,
+  startProxy,
+  type TcpServer,
+  within,
+} from "./_harness.ts";
 
 describe("selectSubprotocol()", () => {
   const cases: [string | null, string | undefined][] = [
@@ -50,19 +56,6 @@ describe("checkHandshake()", () => {
     });
   }
 });
-
-/** Sends one raw HTTP request and returns the whole response text. */
-function httpRaw(port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: "127.0.0.1", port });
-    let text = "";
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => (text += d));
-    sock.on("end", () => resolve(text));
-    sock.on("error", reject);
-    sock.write(request);
-  });
-}
 
 describe("handshake on the wire", () => {
   let echo: TcpServer;
@@ -126,28 +119,21 @@ describe("handshake on the wire", () => {
   });
 
   test("a plain GET without --web answers 405", async () => {
-    const res = await httpRaw(
-      proxy.addr.port,
-      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert.match(res, /^HTTP\/1\.1 405 /);
+    assert.equal((await httpGet(proxy.addr.port, "/")).status, 405);
   });
 
   test("an unknown method answers 501", async () => {
-    const res = await httpRaw(
-      proxy.addr.port,
-      "TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert.match(res, /^HTTP\/1\.1 501 /);
-    assert.match(res, /Unsupported method \('TRACE'\)/);
+    const res = await httpGet(proxy.addr.port, "/", { method: "TRACE" });
+    assert.equal(res.status, 501);
+    assert.match(res.body, /Unsupported method \('TRACE'\)/);
   });
 
   test("a POST asking for an upgrade answers 405", async () => {
-    const res = await httpRaw(
+    const res = await rawHttp(
       proxy.addr.port,
       "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     );
-    assert.match(res, /^HTTP\/1\.1 405 /);
+    assert.equal(res.status, 405);
   });
 });

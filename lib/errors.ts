@@ -1,0 +1,10 @@
+/**
+ * Error classes callers catch.
+ *
+ * @module
+ */
+
+/** A setting that cannot be used (a missing file, a bad key); one-line message. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

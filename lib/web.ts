@@ -1,0 +1,163 @@
+/**
+ * The `--web` static file server: upstream's rules (index files, listings,
+ * 301 for directories without a slash, 304, HEAD) with the file system
+ * injected, and no way out of the web root: dot segments, backslashes and
+ * NULs are refused and symlinks must resolve inside the root.
+ *
+ * @module
+ */
+import { contentType } from "./mime.ts";
+
+/** What the web server needs to know about a path. */
+export interface FileInfo {
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+  readonly size: number;
+  readonly mtime: Date;
+}
+
+/** The file system, as an adapter provides it. Paths are absolute. */
+export interface WebFs {
+  /** Follows symlinks; undefined when the path does not exist. */
+  stat(path: string): Promise<FileInfo | undefined>;
+  /** The path with every symlink resolved. */
+  realPath(path: string): Promise<string>;
+  /** Entry names of a directory, with a flag for subdirectories. */
+  readDir(path: string): Promise<{ name: string; isDirectory: boolean }[]>;
+  /** The file's bytes as a stream. */
+  read(path: string): ReadableStream<Uint8Array>;
+}
+
+/** Options for {@link serveWeb}. */
+export interface WebOptions {
+  /** The web root: absolute, symlinks resolved. */
+  readonly root: string;
+  /** No directory listings (`--file-only`). */
+  readonly fileOnly?: boolean;
+  readonly fs: WebFs;
+}
+
+const INDEX_FILES = ["index.html", "index.htm"];
+
+function notFound(): Response {
+  return new Response("File not found\n", {
+    status: 404,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** Splits a URL path into safe segments, or undefined if it is not safe. */
+function segments(pathname: string): string[] | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    return undefined;
+  }
+  const parts = decoded.split("/").filter((p) => p !== "");
+  const unsafe = (p: string) => p === "." || p === ".." || p.includes("\\") || p.includes("\0");
+  return parts.some(unsafe) ? undefined : parts;
+}
+
+/**
+ * Answers a GET or HEAD request from the web root.
+ *
+ * @example
+ * ```ts
+ * const res = await serveWeb(new Request("http://x/index.html"), { root: "/srv/www", fs });
+ * ```
+ */
+export async function serveWeb(req: Request, options: WebOptions): Promise<Response> {
+  const { root, fs } = options;
+  const url = new URL(req.url);
+  const parts = segments(url.pathname);
+  if (!parts) return notFound();
+  let path = [root, ...parts].join("/");
+  let info = await fs.stat(path);
+  if (!info || !(await inside(root, path, fs))) return notFound();
+  if (info.isDirectory) {
+    if (!url.pathname.endsWith("/")) {
+      const location = `${url.pathname}/${url.search}`;
+      return new Response(null, { status: 301, headers: { location, "content-length": "0" } });
+    }
+    const index = await findIndex(path, fs);
+    if (!index) {
+      if (options.fileOnly) return notFound();
+      return listing(url.pathname, await fs.readDir(path), req.method === "HEAD");
+    }
+    [path, info] = index;
+    if (!(await inside(root, path, fs))) return notFound();
+  }
+  if (!info.isFile) return notFound();
+  return fileResponse(req, path, info, fs);
+}
+
+async function inside(root: string, path: string, fs: WebFs): Promise<boolean> {
+  const real = await fs.realPath(path);
+  return real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`);
+}
+
+async function findIndex(dir: string, fs: WebFs): Promise<[string, FileInfo] | undefined> {
+  for (const name of INDEX_FILES) {
+    const path = `${dir}/${name}`;
+    const info = await fs.stat(path);
+    if (info?.isFile) return [path, info];
+  }
+  return undefined;
+}
+
+function fileResponse(req: Request, path: string, info: FileInfo, fs: WebFs): Response {
+  const modified = new Date(Math.floor(info.mtime.getTime() / 1000) * 1000);
+  const since = Date.parse(req.headers.get("if-modified-since") ?? "");
+  const headers = { "last-modified": modified.toUTCString() };
+  if (!Number.isNaN(since) && modified.getTime() <= since) {
+    return new Response(null, { status: 304, headers });
+  }
+  const body = req.method === "HEAD" ? null : fs.read(path);
+  return new Response(body, {
+    headers: {
+      ...headers,
+      "content-type": contentType(path),
+      "content-length": String(info.size),
+    },
+  });
+}
+
+const ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#x27;",
+};
+
+/** Escapes text for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+function listing(
+  pathname: string,
+  entries: { name: string; isDirectory: boolean }[],
+  head: boolean,
+): Response {
+  const title = `Directory listing for ${escapeHtml(decodeURIComponent(pathname))}`;
+  const items = entries
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map(({ name, isDirectory }) => {
+      const shown = isDirectory ? `${name}/` : name;
+      const href = encodeURIComponent(name) + (isDirectory ? "/" : "");
+      return `<li><a href="${escapeHtml(href)}">${escapeHtml(shown)}</a></li>`;
+    });
+  const html =
+    `<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>${title}</title>\n` +
+    `</head>\n<body>\n<h1>${title}</h1>\n<hr>\n<ul>\n${items.join("\n")}\n</ul>\n<hr>\n` +
+    `</body>\n</html>\n`;
+  const bytes = new TextEncoder().encode(html);
+  return new Response(head ? null : bytes, {
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "content-length": String(bytes.byteLength),
+    },
+  });
+}
