@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { connectNode } from "./adapters/node_conn.ts";
+import { defaultConnect } from "./adapters/connect.ts";
 import { listenNode } from "./adapters/node.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
 import { nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
@@ -52,7 +52,7 @@ export interface WebsockifyOptions {
   heartbeat?: number;
   /** Where log lines go; silent by default. */
   logger?: Logger;
-  /** Replaces how targets are reached (the default is `node:net`). */
+  /** Replaces how targets are reached (default: `Deno.connect` on Deno, else `node:net`). */
   connect?: (target: Target) => Promise<Conn>;
   /** Serve TLS (wss://, https://) on the same port as plain connections. */
   tls?: TlsOptions;
@@ -90,7 +90,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
   const log = options.logger ?? SILENT_LOGGER;
   const sessions = createSessions({
-    connect: options.connect ?? ((t) => connectNode(t, { ca: options.targetCa })),
+    connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
   });
