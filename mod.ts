@@ -26,7 +26,10 @@ import { defaultConnect } from "./adapters/connect.ts";
 import { listenNode } from "./adapters/node.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
 import { nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
-import { type Authenticate, createApp } from "./lib/app.ts";
+import { type Authenticate, createApp, type ResolveTarget } from "./lib/app.ts";
+import { createAuthenticate } from "./lib/auth.ts";
+import type { AuthPlugin, TokenPlugin } from "./lib/plugins.ts";
+import { createTokenResolver } from "./lib/token.ts";
 import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
 import { createSessions } from "./lib/proxy.ts";
 import { parseTarget } from "./lib/target.ts";
@@ -38,14 +41,31 @@ export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
 export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
 export { TlsConfigError, type TlsOptions } from "./adapters/tls.ts";
 export { ConfigError } from "./lib/errors.ts";
+export {
+  AuthenticationError,
+  type AuthenticationErrorOptions,
+  type AuthPlugin,
+  type AuthPluginFactory,
+  type AuthRequest,
+  type TokenPlugin,
+  type TokenPluginFactory,
+} from "./lib/plugins.ts";
+export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/plugins.ts";
+export { AUTH_PLUGINS } from "./lib/auth.ts";
 export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/types.ts";
 
 /** Options for {@link websockify}. */
 export interface WebsockifyOptions {
   /** Where to listen. Defaults to 127.0.0.1 on a free port. */
   listen?: { hostname?: string; port?: number };
-  /** Where to forward: `"host:port"` or a {@link Target}. */
-  target: Target | string;
+  /** Where to forward: `"host:port"` or a {@link Target}; omit with `tokenPlugin`. */
+  target?: Target | string;
+  /** Chooses the target per connection from its token (`?token=` or Host). */
+  tokenPlugin?: TokenPlugin;
+  /** Take the token from the Host header (`--host-token`). */
+  hostToken?: boolean;
+  /** Checks upgrades (and `web` requests with `webAuth`) before the 101. */
+  authPlugin?: AuthPlugin;
   /** Resolve the listen host name to IPv6 first; `""` then means `::`. */
   preferIpv6?: boolean;
   /** Seconds between pings; a client that misses two pongs is dropped. */
@@ -64,9 +84,9 @@ export interface WebsockifyOptions {
   web?: string;
   /** With `web`: answer 404 for directories without an index file. */
   fileOnly?: boolean;
-  /** Checks requests before they are served; a returned response refuses. */
+  /** A lower-level hook than `authPlugin`: a returned response refuses. */
   authenticate?: Authenticate;
-  /** Apply `authenticate` to `web` requests too. */
+  /** Apply the auth plugin (or `authenticate`) to `web` requests too. */
   webAuth?: boolean;
 }
 
@@ -87,8 +107,8 @@ export interface Websockify {
  * @returns The running proxy, once it is listening.
  */
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
-  const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
   const log = options.logger ?? SILENT_LOGGER;
+  const resolveTarget = targetResolver(options, log);
   const sessions = createSessions({
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
@@ -98,10 +118,12 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     ? undefined
     : { root: await resolveWebRoot(options.web), fileOnly: options.fileOnly, fs: nodeFs };
   const app = createApp({
-    resolveTarget: () => target,
+    resolveTarget,
     log,
     web,
-    authenticate: options.authenticate,
+    authenticate: options.authPlugin
+      ? createAuthenticate(options.authPlugin, log)
+      : options.authenticate,
     webAuth: options.webAuth,
   });
   const listener = await listenNode({
@@ -119,6 +141,18 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     },
     async close() {
       await Promise.all([listener.close(), sessions.shutdown()]);
+      await options.tokenPlugin?.close?.();
     },
   };
+}
+
+function targetResolver(options: WebsockifyOptions, log: Logger): ResolveTarget {
+  const { tokenPlugin, hostToken } = options;
+  if (tokenPlugin) {
+    if (options.target !== undefined) throw new TypeError("Give either target or tokenPlugin");
+    return createTokenResolver({ plugin: tokenPlugin, hostToken, log });
+  }
+  if (options.target === undefined) throw new TypeError("A target or a tokenPlugin is needed");
+  const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
+  return () => target;
 }

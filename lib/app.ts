@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { checkHandshake } from "./handshake.ts";
 import type { Logger } from "./log.ts";
+import { refuse } from "./refuse.ts";
 import { formatAddr } from "./target.ts";
 import type { ConnInfo, RequestEnv, Target } from "./types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
@@ -55,16 +56,14 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
   app.all("*", async (c) => {
     const { info, accept } = c.env;
     const client = formatAddr(info.remote);
-    const refuse = (status: number, reason: string) => {
+    const refuseLogged = (status: number, reason: string) => {
       log.info(`#${info.id} ${client}: code ${status}, message ${reason}`);
-      return new Response(`${reason}\n`, {
-        status,
-        statusText: reason,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
+      return refuse(status, reason);
     };
     const method = c.req.method;
-    if (!KNOWN_METHODS.includes(method)) return refuse(501, `Unsupported method ('${method}')`);
+    if (!KNOWN_METHODS.includes(method)) {
+      return refuseLogged(501, `Unsupported method ('${method}')`);
+    }
     const readOnly = method === "GET" || method === "HEAD";
     if (!accept && readOnly && options.web) {
       const denied = options.webAuth && await options.authenticate?.(c.req.raw, info, undefined);
@@ -73,7 +72,7 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
       log.debug(`#${info.id} ${client}: ${method} ${c.req.path} ${res.status}`);
       return res;
     }
-    if (!accept || method !== "GET") return refuse(405, "Method Not Allowed");
+    if (!accept || method !== "GET") return refuseLogged(405, "Method Not Allowed");
     const headers = c.req.raw.headers;
     log.debug(
       `#${info.id} ${client}: upgrade ${c.req.path}, protocols '${
@@ -81,7 +80,7 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
       }', origin '${headers.get("origin") ?? ""}'`,
     );
     const handshake = checkHandshake(headers);
-    if (!handshake.ok) return refuse(handshake.status, handshake.reason);
+    if (!handshake.ok) return refuseLogged(handshake.status, handshake.reason);
     const target = await resolveTarget(c.req.raw, info);
     if (target instanceof Response) return target;
     const denied = await options.authenticate?.(c.req.raw, info, target);

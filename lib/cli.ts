@@ -11,6 +11,7 @@ import type { NetAddr, Target } from "./types.ts";
 /** Usage lines, as upstream prints them. */
 export const USAGE = `Usage:
     websockify [options] [source_addr:]source_port target_addr:target_port
+    websockify [options] --token-plugin=CLASS [source_addr:]source_port
     websockify [options] --unix-target=FILE [source_addr:]source_port`;
 
 /** One command-line option: its `node:util` parseArgs config plus help. */
@@ -46,6 +47,7 @@ export const OPTIONS = {
     help: "ping the client every N seconds; drop it after two missed pongs",
   },
   web: { type: "string", arg: "DIR", help: "serve files from DIR on the same port" },
+  "web-auth": { type: "boolean", help: "apply --auth-plugin to --web requests too" },
   "file-only": { type: "boolean", help: "with --web: no directory listings" },
   cert: {
     type: "string",
@@ -79,7 +81,31 @@ export const OPTIONS = {
     arg: "FILE",
     help: "also trust this CA for --ssl-target (self-signed targets)",
   },
+  "token-plugin": {
+    type: "string",
+    arg: "NAME",
+    help: "choose targets by token: a built-in plugin name or a module path",
+  },
+  "token-source": { type: "string", arg: "ARG", help: "argument for --token-plugin" },
+  "target-config": {
+    type: "string",
+    arg: "FILE",
+    help: "same as --token-plugin=TokenFile --token-source=FILE (deprecated)",
+  },
+  "host-token": { type: "boolean", help: "take the token from the Host header" },
+  "auth-plugin": {
+    type: "string",
+    arg: "NAME",
+    help: "check requests: a built-in plugin name or a module path",
+  },
+  "auth-source": { type: "string", arg: "ARG", help: "argument for --auth-plugin" },
 } as const satisfies Record<string, OptionSpec>;
+
+/** A plugin named on the command line. */
+export interface CliPlugin {
+  readonly name: string;
+  readonly source?: string;
+}
 
 /** `--ssl-version` values and the protocol versions they mean. */
 export const SSL_VERSIONS: Record<string, "TLSv1.1" | "TLSv1.2" | "TLSv1.3" | undefined> = {
@@ -123,7 +149,14 @@ ${
 export interface CliRun {
   readonly help: false;
   readonly listen: NetAddr;
-  readonly target: Target;
+  /** Undefined when a token plugin chooses targets. */
+  readonly target?: Target;
+  readonly tokenPlugin?: CliPlugin;
+  readonly hostToken: boolean;
+  readonly authPlugin?: CliPlugin;
+  readonly webAuth: boolean;
+  /** Connect to targets with TLS (`--ssl-target`). */
+  readonly sslTarget: boolean;
   readonly verbose: boolean;
   readonly traffic: boolean;
   readonly preferIpv6: boolean;
@@ -194,22 +227,18 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (tokens.some((t) => t.kind === "option-terminator")) {
     throw new UsageError("Wrap mode (-- PROGRAM) is not supported yet");
   }
-  const [listenArg, targetArg, ...extra] = positionals;
+  const [listenArg, ...rest] = positionals;
   if (listenArg === undefined) throw new UsageError("Too few arguments");
   const listen = parseListen(listenArg);
-  const unixTarget = values["unix-target"];
-  let target: Target;
-  if (unixTarget !== undefined) {
-    if (targetArg !== undefined) throw new UsageError("Too many arguments");
-    target = { kind: "unix", path: unixTarget };
-  } else {
-    if (targetArg === undefined) throw new UsageError("Too few arguments");
-    if (extra.length > 0) throw new UsageError("Too many arguments");
-    target = parseTarget(targetArg);
-  }
-  if (values["ssl-target"]) {
+  const { tokenPlugin, authPlugin } = pluginArgs(values);
+  const sslTarget = values["ssl-target"] ?? false;
+  let target = targetArg(rest, values["unix-target"], tokenPlugin !== undefined);
+  if (sslTarget && target) {
     if (target.kind === "unix") throw new UsageError("--ssl-target needs a TCP target");
     target = { ...target, tls: true };
+  }
+  if (values["web-auth"] && (!authPlugin || values.web === undefined)) {
+    throw new UsageError("You must use --auth-plugin and --web to use --web-auth");
   }
   const sslVersion = values["ssl-version"] ?? "default";
   if (!(sslVersion in SSL_VERSIONS)) {
@@ -219,6 +248,11 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     help: false,
     listen,
     target,
+    tokenPlugin,
+    hostToken: values["host-token"] ?? false,
+    authPlugin,
+    webAuth: values["web-auth"] ?? false,
+    sslTarget,
     web: values.web,
     fileOnly: values["file-only"] ?? false,
     tls: {
@@ -236,6 +270,52 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,
+  };
+}
+
+/** The target positional (or `--unix-target`); none with a token plugin. */
+function targetArg(
+  args: string[],
+  unixTarget: string | undefined,
+  tokens: boolean,
+): Target | undefined {
+  const [arg, ...extra] = args;
+  if (tokens || unixTarget !== undefined) {
+    if (arg !== undefined) throw new UsageError("Too many arguments");
+    return tokens ? undefined : { kind: "unix", path: unixTarget! };
+  }
+  if (arg === undefined) throw new UsageError("Too few arguments");
+  if (extra.length > 0) throw new UsageError("Too many arguments");
+  return parseTarget(arg);
+}
+
+/** The token and auth plugins, with upstream's rules on which flags go together. */
+function pluginArgs(values: Record<string, string | boolean | undefined>): {
+  tokenPlugin?: CliPlugin;
+  authPlugin?: CliPlugin;
+} {
+  const text = (name: string) => values[name] as string | undefined;
+  let tokenName = text("token-plugin");
+  let tokenSource = text("token-source");
+  const config = text("target-config");
+  if (config !== undefined) {
+    if (tokenName !== undefined) throw new UsageError("Use --target-config or --token-plugin");
+    [tokenName, tokenSource] = ["TokenFile", config];
+  }
+  if (tokenName === undefined && tokenSource !== undefined) {
+    throw new UsageError("You must use --token-plugin to use --token-source");
+  }
+  if (tokenName === undefined && values["host-token"]) {
+    throw new UsageError("You must use --token-plugin to use --host-token");
+  }
+  const authName = text("auth-plugin");
+  const authSource = text("auth-source");
+  if (authName === undefined && authSource !== undefined) {
+    throw new UsageError("You must use --auth-plugin to use --auth-source");
+  }
+  return {
+    tokenPlugin: tokenName === undefined ? undefined : { name: tokenName, source: tokenSource },
+    authPlugin: authName === undefined ? undefined : { name: authName, source: authSource },
   };
 }
 

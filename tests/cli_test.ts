@@ -40,6 +40,11 @@ const DEFAULTS = {
   tls: NO_TLS,
   web: undefined,
   fileOnly: false,
+  tokenPlugin: undefined,
+  hostToken: false,
+  authPlugin: undefined,
+  webAuth: false,
+  sslTarget: false,
 } as const;
 
 const PARSES: [string[], CliOptions][] = [
@@ -115,6 +120,7 @@ const PARSES: [string[], CliOptions][] = [
   [["--ssl-target", "--ssl-target-cafile=t.pem", "6080", "h:443"], {
     ...DEFAULTS,
     tls: { ...NO_TLS, targetCa: "t.pem" },
+    sslTarget: true,
     listen: { hostname: "", port: 6080 },
     target: { kind: "tcp", hostname: "h", port: 443, tls: true },
   }],

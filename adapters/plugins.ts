@@ -1,0 +1,88 @@
+/**
+ * Finds plugins by upstream's names (`TokenFile`, `BasicHTTPAuth`, also in
+ * the dotted `websockify.token_plugins.TokenFile` form) or loads a custom
+ * module by path, on every runtime (`./plugin.ts` or `./plugin.js#exportName`;
+ * the export defaults to `tokenPlugin` / `authPlugin`).
+ *
+ * @module
+ */
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { AUTH_PLUGINS } from "../lib/auth.ts";
+import { ConfigError } from "../lib/errors.ts";
+import type {
+  AuthPlugin,
+  AuthPluginFactory,
+  TokenPlugin,
+  TokenPluginFactory,
+} from "../lib/plugins.ts";
+
+/** The built-in token plugins, by upstream's names. */
+export const TOKEN_PLUGINS: Record<string, TokenPluginFactory> = {};
+
+const isPath = (name: string) => /^\.{0,2}\//.test(name) || /\.[cm]?[jt]s(#|$)/.test(name);
+
+async function factory<T>(
+  kind: "token" | "auth",
+  name: string,
+  builtIn: Record<string, T>,
+): Promise<T> {
+  if (!isPath(name)) {
+    const found = builtIn[name.slice(name.lastIndexOf(".") + 1)];
+    if (found) return found;
+    throw new ConfigError(
+      `Unknown ${kind} plugin '${name}' (built in: ${Object.keys(builtIn).join(", ")})`,
+    );
+  }
+  const [file, exportName = `${kind}Plugin`] = name.split("#") as [string, string?];
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(path.resolve(file)).href);
+  } catch (error) {
+    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new ConfigError(`Cannot load ${kind} plugin "${file}": ${why}`);
+  }
+  const found = mod[exportName];
+  if (typeof found !== "function") {
+    throw new ConfigError(`${kind} plugin "${file}" does not export a function '${exportName}'`);
+  }
+  return found as T;
+}
+
+async function create<T>(
+  make: (source: string | undefined) => T | Promise<T>,
+  name: string,
+  source?: string,
+): Promise<T> {
+  try {
+    return await make(source);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot start plugin '${name}': ${why}`);
+  }
+}
+
+/**
+ * Creates a token plugin from `--token-plugin` and `--token-source`.
+ *
+ * @example
+ * ```ts
+ * const plugin = await loadTokenPlugin("TokenFile", "/etc/websockify/tokens");
+ * ```
+ */
+export async function loadTokenPlugin(name: string, source?: string): Promise<TokenPlugin> {
+  return create(await factory<TokenPluginFactory>("token", name, TOKEN_PLUGINS), name, source);
+}
+
+/**
+ * Creates an auth plugin from `--auth-plugin` and `--auth-source`.
+ *
+ * @example
+ * ```ts
+ * const plugin = await loadAuthPlugin("BasicHTTPAuth", "admin:secret");
+ * ```
+ */
+export async function loadAuthPlugin(name: string, source?: string): Promise<AuthPlugin> {
+  return create(await factory<AuthPluginFactory>("auth", name, AUTH_PLUGINS), name, source);
+}

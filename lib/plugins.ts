@@ -1,0 +1,84 @@
+/**
+ * The plugin seams, as small as upstream's: a token plugin maps a token to a
+ * target; an auth plugin accepts a request or throws
+ * {@link AuthenticationError}. Custom plugins are modules exporting
+ * `tokenPlugin` or `authPlugin` factories (see `adapters/plugins.ts`).
+ *
+ * @example
+ * ```ts
+ * // my_tokens.ts, used as --token-plugin=./my_tokens.ts --token-source=...
+ * import type { TokenPluginFactory } from "@websockify/websockify";
+ * export const tokenPlugin: TokenPluginFactory = (source) => ({
+ *   lookup: (token) => token === "vnc1" ? { kind: "tcp", hostname: "10.0.0.5", port: 5900 } : undefined,
+ * });
+ * ```
+ *
+ * @module
+ */
+import type { ConnInfo, Target } from "./types.ts";
+
+/** Maps tokens to targets. */
+export interface TokenPlugin {
+  /**
+   * The target for `token`, or undefined when the token is unknown. Throw
+   * when the lookup itself fails (a store is down): the client gets 503.
+   */
+  lookup(token: string): Target | undefined | Promise<Target | undefined>;
+  /** Releases what the plugin holds open (connections, watchers). */
+  close?(): void | Promise<void>;
+}
+
+/** Creates a token plugin from `--token-source`. */
+export type TokenPluginFactory = (source: string | undefined) => TokenPlugin | Promise<TokenPlugin>;
+
+/** What an auth plugin sees of a request. */
+export interface AuthRequest {
+  /**
+   * The request headers, without client-sent `SSL_*` headers; with a verified
+   * client certificate, `SSL_CLIENT_S_DN_CN` holds its CN (as upstream).
+   */
+  readonly headers: Headers;
+  /** The target; undefined for `--web` requests (`--web-auth`). */
+  readonly target?: Target;
+  readonly client: ConnInfo;
+}
+
+/** Decides whether a request may proceed. */
+export interface AuthPlugin {
+  /** Returns to accept; throws {@link AuthenticationError} to refuse. */
+  authenticate(request: AuthRequest): void | Promise<void>;
+}
+
+/** Creates an auth plugin from `--auth-source`. */
+export type AuthPluginFactory = (source: string | undefined) => AuthPlugin | Promise<AuthPlugin>;
+
+/** Options for {@link AuthenticationError}. */
+export interface AuthenticationErrorOptions {
+  /** HTTP status of the refusal; 403 by default. */
+  status?: number;
+  /** Extra response headers, such as `WWW-Authenticate`. */
+  headers?: Record<string, string>;
+  /** What the log says; the message by default. */
+  logMessage?: string;
+}
+
+/**
+ * A refused request. The message is the reason phrase sent to the client.
+ *
+ * @example
+ * ```ts
+ * throw new AuthenticationError("Invalid Origin", { status: 403 });
+ * ```
+ */
+export class AuthenticationError extends Error {
+  override name = "AuthenticationError";
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly logMessage: string;
+  constructor(message: string, options: AuthenticationErrorOptions = {}) {
+    super(message);
+    this.status = options.status ?? 403;
+    this.headers = options.headers ?? {};
+    this.logMessage = options.logMessage ?? message;
+  }
+}

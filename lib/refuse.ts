@@ -1,0 +1,27 @@
+/**
+ * The one shape of every refusal: the reason as the status line's phrase
+ * and as a short plain-text body, with a Content-Length (upstream sends
+ * none on auth failures).
+ *
+ * @module
+ */
+
+/**
+ * A refusal response.
+ *
+ * @example
+ * ```ts
+ * refuse(403, "Token not present"); // HTTP/1.1 403 Token not present
+ * ```
+ */
+export function refuse(
+  status: number,
+  reason: string,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(`${reason}\n`, {
+    status,
+    statusText: reason.replace(/[^\t\x20-\x7e]/g, "?"),
+    headers: { ...headers, "content-type": "text/plain; charset=utf-8" },
+  });
+}
