@@ -6,7 +6,8 @@
  */
 import type { Authenticate } from "./app.ts";
 import type { Logger } from "./log.ts";
-import { AuthenticationError, type AuthPlugin, type AuthPluginFactory } from "./plugins.ts";
+import { AuthenticationError, type AuthPlugin, isAuthenticationError } from "./plugins.ts";
+import type { AuthPluginFactory } from "./plugins.ts";
 import { refuse } from "./refuse.ts";
 import { formatAddr } from "./target.ts";
 
@@ -143,7 +144,7 @@ export function createAuthenticate(plugin: AuthPlugin, log: Logger): Authenticat
       return undefined;
     } catch (error) {
       const client = `#${info.id} ${formatAddr(info.remote)}`;
-      if (error instanceof AuthenticationError) {
+      if (isAuthenticationError(error)) {
         log.info(`${client}: Authentication failed: ${error.logMessage}`);
         return refuse(error.status, error.message, error.headers);
       }

@@ -52,6 +52,16 @@ export interface AuthPlugin {
 /** Creates an auth plugin from `--auth-source`. */
 export type AuthPluginFactory = (source: string | undefined) => AuthPlugin | Promise<AuthPlugin>;
 
+const BRAND = Symbol.for("websockify.AuthenticationError");
+
+/**
+ * True for an {@link AuthenticationError}, also one from another copy of
+ * this package (`instanceof` fails across copies, or across CJS and ESM).
+ */
+export function isAuthenticationError(error: unknown): error is AuthenticationError {
+  return typeof error === "object" && error !== null && BRAND in error;
+}
+
 /** Options for {@link AuthenticationError}. */
 export interface AuthenticationErrorOptions {
   /** HTTP status of the refusal; 403 by default. */
@@ -72,6 +82,8 @@ export interface AuthenticationErrorOptions {
  */
 export class AuthenticationError extends Error {
   override name = "AuthenticationError";
+  /** Marks instances across copies of this module (a plugin may bundle its own). */
+  readonly [BRAND] = true;
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly logMessage: string;
