@@ -130,17 +130,23 @@ function banner(log: Logger, options: CliRun, settings: WebsockifyOptions, serve
   log.info(`  - proxying from ${formatAddr(server.addr)} to ${to}${using}`);
 }
 
+/** Where log lines go: stderr, plus the files and servers asked for. */
+function makeLogger(options: CliRun): Logger {
+  return createLogger({
+    write: (line) => process.stderr.write(`${line}\n`),
+    traffic: options.traffic ? (token) => process.stdout.write(token) : undefined,
+    verbose: options.verbose,
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
   const options = parseOrExit(argv);
   if (options.help) {
     process.stdout.write(`${HELP}\n`);
     return;
   }
-  const log = createLogger({
-    write: (line) => process.stderr.write(`${line}\n`),
-    traffic: options.traffic ? (token) => process.stdout.write(token) : undefined,
-    verbose: options.verbose,
-  });
+  const log = makeLogger(options);
+  if (!options.listen) fail("--inetd and --unix-listen are not supported yet", 1);
   const listenText = formatAddr({
     hostname: options.listen.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),
     port: options.listen.port,

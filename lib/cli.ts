@@ -12,7 +12,8 @@ import type { NetAddr, Target } from "./types.ts";
 export const USAGE = `Usage:
     websockify [options] [source_addr:]source_port target_addr:target_port
     websockify [options] --token-plugin=CLASS [source_addr:]source_port
-    websockify [options] --unix-target=FILE [source_addr:]source_port`;
+    websockify [options] --unix-target=FILE [source_addr:]source_port
+    websockify [options] [source_addr:]source_port -- WRAP_COMMAND_LINE`;
 
 /** One command-line option: its `node:util` parseArgs config plus help. */
 export interface OptionSpec {
@@ -99,7 +100,64 @@ export const OPTIONS = {
     help: "check requests: a built-in plugin name or a module path",
   },
   "auth-source": { type: "string", arg: "ARG", help: "argument for --auth-plugin" },
+  "wrap-mode": {
+    type: "string",
+    arg: "MODE",
+    help: "when the wrapped program exits: exit (default), ignore, respawn",
+  },
+  record: { type: "string", arg: "FILE", help: "record each session to FILE.N (noVNC playback)" },
+  daemon: { type: "boolean", short: "D", help: "become a daemon (background process)" },
+  "pid-file": { type: "string", arg: "FILE", help: "write the process id to FILE" },
+  "run-once": { type: "boolean", help: "handle a single WebSocket connection and exit" },
+  timeout: {
+    type: "string",
+    arg: "N",
+    help: "stop accepting N seconds after start; exit when sessions end",
+  },
+  "idle-timeout": {
+    type: "string",
+    arg: "N",
+    help: "exit after N seconds without any connection",
+  },
+  "log-file": { type: "string", arg: "FILE", help: "also log to FILE (reopened on SIGHUP)" },
+  syslog: {
+    type: "string",
+    arg: "SERVER",
+    help: "also log to syslog: a socket path (/dev/log) or UDP host:port",
+  },
+  "legacy-syslog": { type: "boolean", help: "with --syslog: RFC 3164 instead of RFC 5424" },
+  inetd: { type: "boolean", help: "take the listening socket from file descriptor 0" },
+  "unix-listen": { type: "string", arg: "FILE", help: "listen on the unix socket FILE" },
+  "unix-listen-mode": {
+    type: "string",
+    arg: "MODE",
+    help: "octal permissions of --unix-listen (default 0600)",
+  },
+  libserver: { type: "boolean", help: "accepted for compatibility; has no effect" },
 } as const satisfies Record<string, OptionSpec>;
+
+/** What to do when the wrapped program exits. */
+export type WrapMode = "exit" | "ignore" | "respawn";
+
+/** Process and logging settings (issue: lifecycle). */
+export interface CliLifecycle {
+  /** `-- PROGRAM ARGS`: the program to start and forward to. */
+  readonly wrap?: { readonly command: readonly string[]; readonly mode: WrapMode };
+  readonly record?: string;
+  readonly daemon: boolean;
+  readonly pidFile?: string;
+  readonly runOnce: boolean;
+  /** Seconds; 0 is off. */
+  readonly timeout: number;
+  /** Seconds; 0 is off. */
+  readonly idleTimeout: number;
+  readonly logFile?: string;
+  readonly syslog?: string;
+  readonly legacySyslog: boolean;
+  /** Listen on the socket passed as fd 0. */
+  readonly inetd: boolean;
+  readonly unixListen?: { readonly path: string; readonly mode: number };
+}
 
 /** A plugin named on the command line. */
 export interface CliPlugin {
@@ -148,8 +206,9 @@ ${
 /** Settings for running the proxy. */
 export interface CliRun {
   readonly help: false;
-  readonly listen: NetAddr;
-  /** Undefined when a token plugin chooses targets. */
+  /** Undefined with `--inetd` or `--unix-listen`. */
+  readonly listen?: NetAddr;
+  /** Undefined when a token plugin or a wrapped program chooses targets. */
   readonly target?: Target;
   readonly tokenPlugin?: CliPlugin;
   readonly hostToken: boolean;
@@ -166,6 +225,7 @@ export interface CliRun {
   /** `--web` directory, as given. */
   readonly web?: string;
   readonly fileOnly: boolean;
+  readonly lifecycle: CliLifecycle;
 }
 
 /** Parsed command line: either `--help` or settings to run with. */
@@ -224,15 +284,21 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   // --help needs no positionals, like optparse's.
   if (values.help) return { help: true };
   const heartbeat = integer("heartbeat", values.heartbeat);
-  if (tokens.some((t) => t.kind === "option-terminator")) {
-    throw new UsageError("Wrap mode (-- PROGRAM) is not supported yet");
-  }
-  const [listenArg, ...rest] = positionals;
-  if (listenArg === undefined) throw new UsageError("Too few arguments");
-  const listen = parseListen(listenArg);
+  // After "--" comes the program to wrap (parseArgs mixes it into positionals).
+  const end = tokens.find((t) => t.kind === "option-terminator")?.index;
+  const before = end === undefined ? positionals : positionals.slice(0, countBefore(tokens, end));
+  const command = end === undefined ? undefined : positionals.slice(before.length);
+  const lifecycle = lifecycleArgs(values, command);
+  // With --inetd or --unix-listen no listen positional is taken, as upstream.
+  const socketGiven = lifecycle.inetd || lifecycle.unixListen !== undefined;
+  const listenArg = socketGiven ? undefined : before[0];
+  const rest = socketGiven ? before : before.slice(1);
+  if (!socketGiven && listenArg === undefined) throw new UsageError("Too few arguments");
+  const listen = listenArg === undefined ? undefined : parseListen(listenArg);
   const { tokenPlugin, authPlugin } = pluginArgs(values);
   const sslTarget = values["ssl-target"] ?? false;
-  let target = targetArg(rest, values["unix-target"], tokenPlugin !== undefined);
+  const chosen = tokenPlugin !== undefined || command !== undefined;
+  let target = targetArg(rest, values["unix-target"], chosen);
   if (sslTarget && target) {
     if (target.kind === "unix") throw new UsageError("--ssl-target needs a TCP target");
     target = { ...target, tls: true };
@@ -270,6 +336,55 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,
+    lifecycle,
+  };
+}
+
+/** How many positional tokens come before token index `end`. */
+function countBefore(tokens: { kind: string; index: number }[], end: number): number {
+  return tokens.filter((t) => t.kind === "positional" && t.index < end).length;
+}
+
+const WRAP_MODES: readonly WrapMode[] = ["exit", "ignore", "respawn"];
+
+/** The process and logging options, with their cross-checks. */
+function lifecycleArgs(
+  values: Record<string, string | boolean | undefined>,
+  command: string[] | undefined,
+): CliLifecycle {
+  const text = (name: string) => values[name] as string | undefined;
+  const flag = (name: string) => (values[name] as boolean | undefined) ?? false;
+  const mode = text("wrap-mode") ?? "exit";
+  if (!WRAP_MODES.includes(mode as WrapMode)) {
+    throw new UsageError(`option --wrap-mode: invalid choice: '${mode}'`);
+  }
+  if (command !== undefined && command.length === 0) throw new UsageError("No program after --");
+  const unixPath = text("unix-listen");
+  const modeText = text("unix-listen-mode") ?? "600";
+  if (!/^0?[0-7]{1,4}$/.test(modeText)) {
+    throw new UsageError("Error parsing listen unix socket mode");
+  }
+  if (command !== undefined && unixPath !== undefined) {
+    throw new UsageError("Wrap mode cannot be used with --unix-listen");
+  }
+  if (flag("legacy-syslog") && text("syslog") === undefined) {
+    throw new UsageError("You must use --syslog to use --legacy-syslog");
+  }
+  return {
+    wrap: command && { command, mode: mode as WrapMode },
+    record: text("record"),
+    daemon: flag("daemon"),
+    pidFile: text("pid-file"),
+    runOnce: flag("run-once"),
+    timeout: integer("timeout", text("timeout")),
+    idleTimeout: integer("idle-timeout", text("idle-timeout")),
+    logFile: text("log-file"),
+    syslog: text("syslog"),
+    legacySyslog: flag("legacy-syslog"),
+    inetd: flag("inetd"),
+    unixListen: unixPath === undefined
+      ? undefined
+      : { path: unixPath, mode: parseInt(modeText, 8) },
   };
 }
 
