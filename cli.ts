@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { resolveHost } from "./adapters/node.ts";
+import { daemonize, daemonReady, isDaemonChild, writePidFile } from "./adapters/daemon.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
 import {
   type CliOptions,
@@ -95,9 +96,14 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
       throw new ConfigError(`Cannot read "${cli.targetCa}": ${describeError(error)}`);
     }
   }
+  const { lifecycle } = options;
   return {
-    listen: options.listen,
+    listen: lifecycle.inetd ? { fd: 0 } : lifecycle.unixListen ?? options.listen,
     target,
+    record: lifecycle.record && path.resolve(lifecycle.record),
+    runOnce: lifecycle.runOnce,
+    timeout: lifecycle.timeout,
+    idleTimeout: lifecycle.idleTimeout,
     tokenPlugin,
     hostToken: options.hostToken,
     authPlugin,
@@ -115,14 +121,19 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
 
 /** Upstream's start-up banner. */
 function banner(log: Logger, options: CliRun, settings: WebsockifyOptions, server: Websockify) {
+  const { lifecycle } = options;
   log.info("WebSocket server settings:");
-  log.info(`  - Listen on ${formatAddr(server.addr)}`);
+  if (lifecycle.inetd) log.info("  - Listen for inetd connections");
+  else if (lifecycle.unixListen) log.info(`  - Listen on unix socket ${lifecycle.unixListen.path}`);
+  else log.info(`  - Listen on ${formatAddr(server.addr)}`);
   if (options.web !== undefined) {
     const kind = options.fileOnly ? " (no directory listings)" : "";
     log.info(`  - Web server${kind}. Web root: ${path.resolve(options.web)}`);
   }
   log.info(settings.tls ? "  - SSL/TLS support" : "  - No SSL/TLS support (no cert file)");
   if (options.tls.sslOnly) log.info("  - Deny non-SSL/TLS connections");
+  if (lifecycle.daemon) log.info("  - Backgrounding (daemon)");
+  if (lifecycle.record) log.info(`  - Recording to '${path.resolve(lifecycle.record)}.*'`);
   const using = options.sslTarget ? " (using SSL)" : "";
   const to = options.target
     ? formatTarget(options.target)
@@ -145,12 +156,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${HELP}\n`);
     return;
   }
+  const { lifecycle } = options;
+  if (lifecycle.daemon && !isDaemonChild()) await daemonize(argv);
   const log = makeLogger(options);
-  if (!options.listen) fail("--inetd and --unix-listen are not supported yet", 1);
-  const listenText = formatAddr({
-    hostname: options.listen.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),
-    port: options.listen.port,
-  });
+  const listenText = describeListen(options);
   let settings: WebsockifyOptions;
   let server: Websockify;
   try {
@@ -164,16 +173,35 @@ async function main(argv: string[]): Promise<void> {
   if (options.traffic) {
     process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
   }
+  if (lifecycle.pidFile !== undefined) writePidFile(path.resolve(lifecycle.pidFile));
+  if (isDaemonChild()) daemonReady();
 
+  // --run-once, --timeout and --idle-timeout end the server by themselves.
+  server.closed.then(() => process.exit(0));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info(`Got ${signal}, closing ${server.sessions} session(s)`);
-    server.close().then(() => process.exit(0));
+    // Bounded: a session that does not close in time is cut.
+    setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+    server.close();
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+const STOP_GRACE_MS = 5000;
+
+/** The listen address as the banner and errors name it. */
+function describeListen(options: CliRun): string {
+  const { lifecycle, listen } = options;
+  if (lifecycle.inetd) return "inetd socket (fd 0)";
+  if (lifecycle.unixListen) return `unix socket ${lifecycle.unixListen.path}`;
+  return formatAddr({
+    hostname: listen!.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),
+    port: listen!.port,
+  });
 }
 
 main(process.argv.slice(2)).catch((error) => fail(describeError(error), 1));

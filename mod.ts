@@ -23,7 +23,8 @@
  * @module
  */
 import { defaultConnect } from "./adapters/connect.ts";
-import { listenNode } from "./adapters/node.ts";
+import { type ListenAt, listenNode } from "./adapters/node.ts";
+import { fileRecorder } from "./adapters/record_file.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
 import { nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "./lib/app.ts";
@@ -31,6 +32,7 @@ import { createAuthenticate } from "./lib/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "./lib/plugins.ts";
 import { createTokenResolver } from "./lib/token.ts";
 import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
+import { type Lifecycle, watchLifecycle } from "./lib/lifecycle.ts";
 import { createSessions } from "./lib/proxy.ts";
 import { parseTarget } from "./lib/target.ts";
 import type { Conn, NetAddr, Target } from "./lib/types.ts";
@@ -56,8 +58,14 @@ export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/t
 
 /** Options for {@link websockify}. */
 export interface WebsockifyOptions {
-  /** Where to listen. Defaults to 127.0.0.1 on a free port. */
-  listen?: { hostname?: string; port?: number };
+  /**
+   * Where to listen: a TCP address (default 127.0.0.1 on a free port), a unix
+   * socket `{ path, mode }` (mode default 0o600), or an inherited listening
+   * socket `{ fd }` (`--inetd` passes 0).
+   */
+  listen?: { hostname?: string; port?: number } | { path: string; mode?: number } | {
+    fd: number;
+  };
   /** Where to forward: `"host:port"` or a {@link Target}; omit with `tokenPlugin`. */
   target?: Target | string;
   /** Chooses the target per connection from its token (`?token=` or Host). */
@@ -88,14 +96,26 @@ export interface WebsockifyOptions {
   authenticate?: Authenticate;
   /** Apply the auth plugin (or `authenticate`) to `web` requests too. */
   webAuth?: boolean;
+  /** Record each session to `record.N` in noVNC's playback format. */
+  record?: string;
+  /** Stop after the first WebSocket session ends. */
+  runOnce?: boolean;
+  /** Stop accepting this many seconds after start; stop when sessions end. */
+  timeout?: number;
+  /** Stop after this many seconds without any connection. */
+  idleTimeout?: number;
 }
 
 /** A running proxy. */
 export interface Websockify {
-  /** The bound address. */
+  /** The bound address; for a unix socket, `hostname` is its path. */
   readonly addr: NetAddr;
   /** The number of live WebSocket sessions. */
   readonly sessions: number;
+  /** Open connections, HTTP and WebSocket. */
+  readonly connections: number;
+  /** Settles when the server has stopped, by `close()` or by itself. */
+  readonly closed: Promise<void>;
   /** Stops listening, closes sessions with 1001 and waits for them. */
   close(): Promise<void>;
 }
@@ -109,10 +129,13 @@ export interface Websockify {
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
   const resolveTarget = targetResolver(options, log);
+  let lifecycle: Lifecycle | undefined;
   const sessions = createSessions({
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
+    record: options.record === undefined ? undefined : fileRecorder(options.record),
+    onSessionEnd: () => lifecycle?.sessionEnded(),
   });
   const web = options.web === undefined
     ? undefined
@@ -127,22 +150,49 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     webAuth: options.webAuth,
   });
   const listener = await listenNode({
-    hostname: options.listen?.hostname ?? "127.0.0.1",
-    port: options.listen?.port ?? 0,
-    preferIpv6: options.preferIpv6,
+    at: listenAt(options),
     tls: options.tls,
     sslOnly: options.sslOnly,
     log,
   }, { fetch: app.fetch, open: sessions.open });
+  let markClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (markClosed = resolve));
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      lifecycle?.dispose();
+      await Promise.all([listener.close(), sessions.shutdown()]);
+      await options.tokenPlugin?.close?.();
+      markClosed();
+    })();
+  lifecycle = watchLifecycle(
+    { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
+    {
+      connections: () => listener.connections,
+      stopListening: () => void listener.close(),
+      shutdown: () => void close(),
+    },
+  );
   return {
     addr: listener.addr,
     get sessions() {
       return sessions.size;
     },
-    async close() {
-      await Promise.all([listener.close(), sessions.shutdown()]);
-      await options.tokenPlugin?.close?.();
+    get connections() {
+      return listener.connections;
     },
+    closed,
+    close,
+  };
+}
+
+function listenAt(options: WebsockifyOptions): ListenAt {
+  const listen = options.listen ?? {};
+  if ("fd" in listen || "path" in listen) return listen;
+  return {
+    hostname: listen.hostname ?? "127.0.0.1",
+    port: listen.port ?? 0,
+    preferIpv6: options.preferIpv6,
   };
 }
 

@@ -8,6 +8,7 @@
  */
 import dns from "node:dns/promises";
 import http from "node:http";
+import fsp from "node:fs/promises";
 import net from "node:net";
 import process from "node:process";
 import type { Duplex } from "node:stream";
@@ -22,13 +23,21 @@ import { FIRST_BYTE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "./limits.ts";
 import { createTlsServer, type TlsOptions } from "./tls.ts";
 import { wsConn } from "./ws_conn.ts";
 
+/** Where to listen: a TCP address, a unix socket path, or an inherited fd. */
+export type ListenAt =
+  | {
+    /** Host name or address; empty means every address. */
+    readonly hostname: string;
+    readonly port: number;
+    /** Prefer IPv6 when resolving `hostname` (`-6`). */
+    readonly preferIpv6?: boolean;
+  }
+  | { readonly path: string; readonly mode?: number }
+  | { readonly fd: number };
+
 /** Options for {@link listenNode}. */
 export interface ListenOptions {
-  /** Host name or address; empty means every address. */
-  readonly hostname: string;
-  readonly port: number;
-  /** Prefer IPv6 when resolving `hostname` (`-6`). */
-  readonly preferIpv6?: boolean;
+  readonly at: ListenAt;
   /** Serve TLS on the same port; the first byte tells which. */
   readonly tls?: TlsOptions;
   /** Refuse connections that do not start TLS. */
@@ -59,7 +68,6 @@ export async function listenNode(
   options: ListenOptions,
   handlers: ServerHandlers,
 ): Promise<Listener> {
-  const host = await resolveHost(options.hostname, options.preferIpv6);
   const infos = new WeakMap<object, ConnInfo>();
   const protocols = new WeakMap<http.IncomingMessage, string>();
   const sockets = new Set<net.Socket>();
@@ -104,7 +112,7 @@ export async function listenNode(
     const key = `${sock.remoteAddress}|${sock.remotePort}`;
     const info = handshaking.get(key);
     handshaking.delete(key);
-    return info ?? { id: nextId++, remote: remoteOf(sock), tls: true };
+    return info ?? { id: nextId++, remote: remoteOf(sock, options.at), tls: true };
   };
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
@@ -139,27 +147,26 @@ export async function listenNode(
     }
   };
 
+  let connections = 0;
   const server = net.createServer({ pauseOnConnect: true }, (sock) => {
     sockets.add(sock);
-    sock.once("close", () => sockets.delete(sock));
+    connections++;
+    sock.once("close", () => {
+      sockets.delete(sock);
+      connections--;
+    });
     sock.on("error", () => sock.destroy());
-    sock.setNoDelay(true);
-    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock), tls: false };
+    if (!("path" in options.at)) sock.setNoDelay(true);
+    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
     infos.set(sock, info);
     sniff(sock, (first) => route(sock, info, first));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host, port: options.port, backlog: 511 }, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as net.AddressInfo;
-  const addr: NetAddr = { hostname: bound.address, port: bound.port };
-
+  const addr = await bind(server, options.at);
   return {
     addr,
+    get connections() {
+      return connections;
+    },
     close() {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const sock of sockets) sock.destroy();
@@ -191,8 +198,43 @@ function sniff(sock: net.Socket, decide: (first: Uint8Array) => void): void {
   sock.resume();
 }
 
-function remoteOf(sock: net.Socket): NetAddr {
+/** The client's address; on a unix socket, the socket's path. */
+function remoteOf(sock: net.Socket, at?: ListenAt): NetAddr {
+  if (at && "path" in at) return { hostname: at.path, port: 0 };
   return { hostname: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
+}
+
+/**
+ * Starts listening. A unix socket replaces a stale file and gets its mode
+ * before any client can connect (umask), as upstream.
+ */
+async function bind(server: net.Server, at: ListenAt): Promise<NetAddr> {
+  let restoreUmask: (() => void) | undefined;
+  let listen: net.ListenOptions;
+  // An inherited listening socket (`--inetd`); the types only know `handle`.
+  if ("fd" in at) listen = { fd: at.fd } as net.ListenOptions;
+  else if ("path" in at) {
+    await fsp.rm(at.path, { force: true });
+    const old = process.umask(0o777 & ~(at.mode ?? 0o600));
+    restoreUmask = () => process.umask(old);
+    listen = { path: at.path, backlog: 100 };
+  } else {
+    listen = { host: await resolveHost(at.hostname, at.preferIpv6), port: at.port, backlog: 511 };
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(listen, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } finally {
+    restoreUmask?.();
+  }
+  if ("path" in at) return { hostname: at.path, port: 0 };
+  const bound = server.address() as net.AddressInfo;
+  return { hostname: bound.address, port: bound.port };
 }
 
 /** Builds a fetch `Request` from an upgrade request's head. */

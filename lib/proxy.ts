@@ -9,6 +9,15 @@ import type { Logger } from "./log.ts";
 import { formatAddr, formatTarget } from "./target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "./types.ts";
 
+/** Records one session (`--record`). */
+export interface Recorder {
+  /** Where the recording goes, for the log. */
+  readonly path: string;
+  frame(fromClient: boolean, bytes: Uint8Array): void;
+  /** Writes the end marker. */
+  close(): Promise<void>;
+}
+
 /** Options for {@link createSessions}. */
 export interface SessionOptions {
   connect: (target: Target) => Promise<Conn>;
@@ -17,6 +26,8 @@ export interface SessionOptions {
   heartbeatMs?: number;
   /** Called when a session has ended. */
   onSessionEnd?: () => void;
+  /** Starts a recording for the connection with this id. */
+  record?: (id: number) => Recorder;
 }
 
 /** The live sessions of one server. */
@@ -48,12 +59,13 @@ export function createSessions(options: SessionOptions): Sessions {
     const scheme = info.tls ? "wss://" : "ws://";
     const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
     log.info(`${name}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
-    const traffic = log.traffic;
+    const recorder = options.record?.(info.id);
+    if (recorder) log.info(`${name}: opening record file: ${recorder.path}`);
     const stats = await bridge(ws, () => options.connect(target), {
       signal: stop.signal,
       heartbeatMs: options.heartbeatMs,
-      tap: traffic && ((from) => traffic(from === "client" ? "}" : "{")),
-    });
+      tap: tapFor(log.traffic, recorder),
+    }).finally(() => recorder?.close());
     if (!stats.connected) {
       log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
     } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
@@ -82,6 +94,18 @@ export function createSessions(options: SessionOptions): Sessions {
       stop.abort();
       await Promise.all(running);
     },
+  };
+}
+
+/** One tap for `--traffic` and `--record`, or none when both are off. */
+function tapFor(
+  traffic: ((token: string) => void) | undefined,
+  recorder: Recorder | undefined,
+): ((from: "client" | "target", chunk: Uint8Array) => void) | undefined {
+  if (!traffic && !recorder) return undefined;
+  return (from, chunk) => {
+    traffic?.(from === "client" ? "}" : "{");
+    recorder?.frame(from === "client", chunk);
   };
 }
 

@@ -59,6 +59,7 @@ export function parseTarget(arg: string): Target {
 
 /** Formats an address for logs: IPv6 literals get brackets. */
 export function formatAddr(addr: NetAddr): string {
+  if (addr.hostname.startsWith("/")) return addr.hostname; // a unix socket path
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   return `${host}:${addr.port}`;
 }

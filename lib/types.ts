@@ -95,8 +95,13 @@ export interface ServerHandlers {
 
 /** A listening server. */
 export interface Listener {
-  /** The bound address (the real port when 0 was asked for). */
+  /**
+   * The bound address (the real port when 0 was asked for); on a unix
+   * socket, `hostname` is its path and `port` is 0.
+   */
   readonly addr: NetAddr;
+  /** Open client connections, HTTP and WebSocket. */
+  readonly connections: number;
   /** Stops accepting and drops connections that have not upgraded. */
   close(): Promise<void>;
 }
