@@ -129,13 +129,13 @@ export interface Websockify {
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
   const resolveTarget = targetResolver(options, log);
-  let lifecycle: Lifecycle | undefined;
+  let sessionEnded = () => {}; // bound to the lifecycle once the server listens
   const sessions = createSessions({
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record),
-    onSessionEnd: () => lifecycle?.sessionEnded(),
+    onSessionEnd: () => sessionEnded(),
   });
   const web = options.web === undefined
     ? undefined
@@ -160,12 +160,12 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
-      lifecycle?.dispose();
+      lifecycle.dispose();
       await Promise.all([listener.close(), sessions.shutdown()]);
       await options.tokenPlugin?.close?.();
       markClosed();
     })();
-  lifecycle = watchLifecycle(
+  const lifecycle: Lifecycle = watchLifecycle(
     { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
     {
       connections: () => listener.connections,
@@ -173,6 +173,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       shutdown: () => void close(),
     },
   );
+  sessionEnded = lifecycle.sessionEnded;
   return {
     addr: listener.addr,
     get sessions() {
