@@ -156,6 +156,8 @@ export interface CliLifecycle {
   readonly legacySyslog: boolean;
   /** Listen on the socket passed as fd 0. */
   readonly inetd: boolean;
+  /** `--libserver` was given: upstream's Python server variant; warn only. */
+  readonly libserver: boolean;
   readonly unixListen?: { readonly path: string; readonly mode: number };
 }
 
@@ -382,6 +384,7 @@ function lifecycleArgs(
     syslog: text("syslog"),
     legacySyslog: flag("legacy-syslog"),
     inetd: flag("inetd"),
+    libserver: flag("libserver"),
     unixListen: unixPath === undefined
       ? undefined
       : { path: unixPath, mode: parseInt(modeText, 8) },

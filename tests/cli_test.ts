@@ -43,6 +43,7 @@ const LIFECYCLE = {
   syslog: undefined,
   legacySyslog: false,
   inetd: false,
+  libserver: false,
   unixListen: undefined,
 };
 const DEFAULTS = {
