@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import process from "node:process";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { type Websockify, websockify, type WebsockifyOptions } from "../mod.ts";
@@ -85,13 +86,18 @@ export function startProxy(
   return websockify({ listen: { hostname: "127.0.0.1", port: 0 }, target, ...options });
 }
 
-/** Opens a `ws` client (the one client that works on all three runtimes). */
+/**
+ * Opens a `ws` client (the one client that works on all three runtimes);
+ * `path` may carry a query, such as `/?token=vm1`.
+ */
 export function openClient(
   port: number,
   protocols: string | string[] = [],
   host = "127.0.0.1",
+  path = "/",
 ): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://${host.includes(":") ? `[${host}]` : host}:${port}/`, protocols);
+  const url = `ws://${host.includes(":") ? `[${host}]` : host}:${port}${path}`;
+  const ws = new WebSocket(url, protocols);
   return new Promise((resolve, reject) => {
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
@@ -247,4 +253,37 @@ export function httpGet(
     port,
     `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${extra}\r\n`,
   );
+}
+
+/** An echo target and a proxy to it, started around the enclosing suite. */
+export interface EchoProxy {
+  readonly echo: TcpServer;
+  readonly proxy: Websockify;
+  /** The proxy's port. */
+  readonly port: number;
+}
+
+/** Registers before/after hooks that start and stop an {@link EchoProxy}. */
+export function useEchoProxy(options: Partial<WebsockifyOptions> = {}): EchoProxy {
+  let echo: TcpServer | undefined;
+  let proxy: Websockify | undefined;
+  before(async () => {
+    echo = await startEchoServer();
+    proxy = await startProxy(`127.0.0.1:${echo.port}`, options);
+  });
+  after(async () => {
+    await proxy?.close();
+    await echo?.close();
+  });
+  return {
+    get echo() {
+      return echo!;
+    },
+    get proxy() {
+      return proxy!;
+    },
+    get port() {
+      return proxy!.addr.port;
+    },
+  };
 }

@@ -4,18 +4,10 @@
  * wire.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { checkHandshake, selectSubprotocol } from "../lib/handshake.ts";
-import type { Websockify } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
-import {
-  httpGet,
-  rawHttp,
-  startEchoServer,
-  startProxy,
-  type TcpServer,
-  within,
-} from "./_harness.ts";
+import { httpGet, rawHttp, useEchoProxy, within } from "./_harness.ts";
 
 describe("selectSubprotocol()", () => {
   const cases: [string | null, string | undefined][] = [
@@ -58,16 +50,7 @@ describe("checkHandshake()", () => {
 });
 
 describe("handshake on the wire", () => {
-  let echo: TcpServer;
-  let proxy: Websockify;
-  before(async () => {
-    echo = await startEchoServer();
-    proxy = await startProxy(`127.0.0.1:${echo.port}`);
-  });
-  after(async () => {
-    await proxy.close();
-    await echo.close();
-  });
+  const setup = useEchoProxy();
 
   const protocolCases: [string | undefined, number, string | undefined][] = [
     [undefined, 101, undefined],
@@ -79,7 +62,7 @@ describe("handshake on the wire", () => {
   ];
   for (const [offered, status, chosen] of protocolCases) {
     test(`upgrade offering ${offered ?? "nothing"} answers ${status} ${chosen ?? ""}`, async () => {
-      const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": offered });
+      const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": offered });
       assert.equal(raw.status, status, raw.head);
       const header = /^sec-websocket-protocol: *(.*)$/im.exec(raw.head)?.[1];
       assert.equal(header, chosen);
@@ -100,7 +83,7 @@ describe("handshake on the wire", () => {
   ];
   for (const [headers, reason] of refusals) {
     test(`upgrade answers 400 "${reason}"`, async () => {
-      const raw = await rawConnect(proxy.addr.port, headers);
+      const raw = await rawConnect(setup.port, headers);
       assert.equal(raw.head.split("\r\n")[0], `HTTP/1.1 400 ${reason}`);
       assert.match(raw.head, /^content-length: \d+$/im);
       raw.sock.destroy();
@@ -108,7 +91,7 @@ describe("handshake on the wire", () => {
   }
 
   test("base64 mode carries data as base64 text frames both ways", async () => {
-    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "base64" });
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "base64" });
     const bytes = new Uint8Array([0, 1, 2, 250, 255, 10]);
     raw.send(encodeFrame(0x1, new TextEncoder().encode(Buffer.from(bytes).toString("base64"))));
     const frame = await within(5000, raw.next(), "echo");
@@ -119,18 +102,18 @@ describe("handshake on the wire", () => {
   });
 
   test("a plain GET without --web answers 405", async () => {
-    assert.equal((await httpGet(proxy.addr.port, "/")).status, 405);
+    assert.equal((await httpGet(setup.port, "/")).status, 405);
   });
 
   test("an unknown method answers 501", async () => {
-    const res = await httpGet(proxy.addr.port, "/", { method: "TRACE" });
+    const res = await httpGet(setup.port, "/", { method: "TRACE" });
     assert.equal(res.status, 501);
     assert.match(res.body, /Unsupported method \('TRACE'\)/);
   });
 
   test("a POST asking for an upgrade answers 405", async () => {
     const res = await rawHttp(
-      proxy.addr.port,
+      setup.port,
       "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     );

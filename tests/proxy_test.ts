@@ -3,34 +3,15 @@
  * codes, frames a normal client would never send.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { closePayload, encodeFrame, parseClose, rawConnect } from "./_frames.ts";
-import {
-  closed,
-  openClient,
-  pattern,
-  receive,
-  startEchoServer,
-  startProxy,
-  type TcpServer,
-  within,
-} from "./_harness.ts";
-import type { Websockify } from "../mod.ts";
+import { closed, openClient, pattern, receive, useEchoProxy, within } from "./_harness.ts";
 
 describe("proxy to a TCP echo server", () => {
-  let echo: TcpServer;
-  let proxy: Websockify;
-  before(async () => {
-    echo = await startEchoServer();
-    proxy = await startProxy(`127.0.0.1:${echo.port}`);
-  });
-  after(async () => {
-    await proxy.close();
-    await echo.close();
-  });
+  const setup = useEchoProxy();
 
   test("websockify() echoes 4 MiB both ways without loss or reordering", async () => {
-    const ws = await openClient(proxy.addr.port, ["binary"]);
+    const ws = await openClient(setup.port, ["binary"]);
     const data = pattern(4 * 1024 * 1024, 3);
     const got = receive(ws, data.byteLength);
     for (let i = 0; i < data.length; i += 65536) ws.send(data.subarray(i, i + 65536));
@@ -40,7 +21,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() answers a ping with a pong carrying the same payload", async () => {
-    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "binary" });
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "binary" });
     assert.equal(raw.status, 101);
     raw.send(encodeFrame(0x9, new TextEncoder().encode("are you there")));
     const frame = await within(5000, raw.next(), "pong");
@@ -50,7 +31,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() echoes a client close with its code and reason", async () => {
-    const raw = await rawConnect(proxy.addr.port);
+    const raw = await rawConnect(setup.port);
     raw.send(encodeFrame(0x8, closePayload(1000, "bye")));
     const frame = await within(5000, raw.next(), "close echo");
     assert.equal(frame?.opcode, 0x8);
@@ -59,7 +40,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() closes 1002 on an unmasked client frame", async () => {
-    const raw = await rawConnect(proxy.addr.port);
+    const raw = await rawConnect(setup.port);
     raw.send(encodeFrame(0x2, new Uint8Array([1, 2, 3]), { mask: false }));
     const frame = await within(5000, raw.next(), "close");
     assert.equal(frame?.opcode, 0x8);
@@ -68,7 +49,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() closes 1003 on a text frame in binary mode", async () => {
-    const ws = await openClient(proxy.addr.port, ["binary"]);
+    const ws = await openClient(setup.port, ["binary"]);
     ws.send("hello");
     assert.deepEqual(await within(5000, closed(ws)), {
       code: 1003,
@@ -77,7 +58,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() closes 1009 on a message over the size limit", async () => {
-    const raw = await rawConnect(proxy.addr.port);
+    const raw = await rawConnect(setup.port);
     // Only the header: the length alone is enough to refuse it.
     const header = encodeFrame(0x2, new Uint8Array(5 * 1024 * 1024)).subarray(0, 14);
     raw.send(header);
@@ -88,7 +69,7 @@ describe("proxy to a TCP echo server", () => {
   });
 
   test("websockify() closes 1007 on malformed base64 in base64 mode", async () => {
-    const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "base64" });
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "base64" });
     raw.send(encodeFrame(0x1, new TextEncoder().encode("not base64!")));
     const frame = await within(5000, raw.next(), "close");
     assert.equal(frame?.opcode, 0x8);
