@@ -1,0 +1,180 @@
+/**
+ * The benchmark: `node --import tsx bench/run.ts [--runtime deno,bun,node]
+ * [--mib 256] [--conns 1000] [--reps 3] [--quick]`.
+ *
+ * This process is the client for everything. It starts one TCP target
+ * (`_target.ts`), then for each proxy (`cli.ts` under Deno, Bun and Node,
+ * and upstream's Python `websockify` if it is on PATH) runs every measurement
+ * twice, straight to the target over TCP and through the proxy, and prints
+ * both with their ratio. It exits non-zero only when something failed.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import type { Endpoint } from "./_client.ts";
+import { fdLimit, killAll, onPath, type ServerName, startProxy, startTarget } from "./_proc.ts";
+import { type Row, serverTable, summaryTable } from "./_report.ts";
+import { environment } from "./_env.ts";
+import { type Config, measure } from "./_suite.ts";
+
+const USAGE = "Usage: node --import tsx bench/run.ts [--runtime deno,bun,node] [--mib 256] " +
+  "[--conns 1000] [--reps 3] [--quick]";
+
+/**
+ * Upstream 0.10 waits with select(), which fails for descriptors above 1023
+ * ("filedescriptor out of range in select()"): it broke at ~510 concurrent
+ * connections here.
+ */
+const PYTHON_MAX_CONNS = 400;
+
+function parseOptions(argv: string[]): { runtimes: ServerName[]; config: Config } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      runtime: { type: "string", default: "deno,bun,node" },
+      mib: { type: "string" },
+      conns: { type: "string" },
+      reps: { type: "string" },
+      quick: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const runtimes = values.runtime.split(",").map((r) => r.trim()).filter(Boolean);
+  for (const r of runtimes) {
+    if (!["deno", "bun", "node"].includes(r)) throw new Error(`Unknown runtime: "${r}"`);
+  }
+  const positive = (name: string, text: string | undefined, fallback: number, max: number) => {
+    const n = text === undefined ? fallback : Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new Error(`Invalid --${name}: "${text}" (an integer from 1 to ${max})`);
+    }
+    return n;
+  };
+  const quick = values.quick;
+  const config: Config = {
+    mib: positive("mib", values.mib, quick ? 4 : 256, 16384),
+    conns: positive("conns", values.conns, quick ? 20 : 1000, 10000),
+    reps: positive("reps", values.reps, quick ? 1 : 3, 20),
+    rounds: quick ? 200 : 3000,
+    warmupRounds: quick ? 20 : 300,
+    sequential: quick ? 20 : 500,
+    parallel: quick ? 64 : 1500,
+    phaseMs: quick ? 3000 : 10_000,
+    warmupMib: quick ? 1 : 16,
+  };
+  return { runtimes: runtimes as ServerName[], config };
+}
+
+/** Re-runs this script with a higher open-files limit when `need` exceeds it. */
+function ensureFdLimit(need: number): void {
+  if (fdLimit() >= need || process.env.WEBSOCKIFY_BENCH_FDS) return;
+  const script = `ulimit -Sn ${need} 2>/dev/null || ulimit -n ${need} 2>/dev/null ||` +
+    ` { echo "bench: cannot raise the open-files` +
+    ` limit to ${need} (ulimit -Hn is $(ulimit -Hn)); use fewer --conns" >&2; exit 2; }; exec "$@"`;
+  const args = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const result = spawnSync("sh", ["-c", script, "sh", ...args], {
+    stdio: "inherit",
+    env: { ...process.env, WEBSOCKIFY_BENCH_FDS: String(need) },
+  });
+  process.exit(result.status ?? 1);
+}
+
+const PYTHON_NOTE = (conns: number) =>
+  `Python forks a process per connection: its memory rows are the PSS sum over the process` +
+  ` tree, and it held ${conns} connections (it fails beyond ~500: select()).\n`;
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  const { runtimes, config } = options;
+  ensureFdLimit(config.conns + 1024);
+  const fds = Math.max(65536, 2 * config.conns + 1024);
+  const servers: ServerName[] = [...runtimes];
+  const python = onPath("websockify");
+  if (python) servers.push("python");
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-bench-"));
+  const errors: string[] = [];
+  const reference: string[] = [];
+  const results = new Map<string, Row[]>();
+  console.log(`## websockify benchmark, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log(environment(config.mib, config.conns, servers));
+  if (!python) console.log("- Python `websockify` is not on PATH: skipped.");
+  const target = await startTarget(fds);
+  const raw: Endpoint = { kind: "tcp", port: target.port };
+  for (const name of servers) {
+    const started = performance.now();
+    const logFile = path.join(logDir, `${name}.log`);
+    const python = name === "python";
+    // The reference's own failures are reported, but are not errors of this project.
+    const problems = python ? reference : errors;
+    const cfg = python ? { ...config, conns: Math.min(config.conns, PYTHON_MAX_CONNS) } : config;
+    try {
+      const proxy = await startProxy(name, target.port, logFile, fds);
+      // Each session holds two sockets; without room for them the run fails below.
+      const limit = fdLimit(proxy.pid);
+      if (limit < 2 * cfg.conns + 64) {
+        problems.push(
+          `${name}: its open-files limit is ${limit}, too low for ${cfg.conns}` +
+            ` connections; use --conns ${Math.floor((limit - 64) / 2)} or raise ulimit -Hn`,
+        );
+      }
+      try {
+        const via: Endpoint = { kind: "ws", port: proxy.port };
+        const failures: string[] = [];
+        const rows = await measure(proxy.pid, python, raw, via, cfg, failures);
+        problems.push(...failures.map((f) => `${name}: ${f}`));
+        results.set(name, rows);
+        const seconds = ((performance.now() - started) / 1000).toFixed(0);
+        console.log(`\n${serverTable(`${name} (${seconds} s)`, rows)}`);
+        if (python) console.log(PYTHON_NOTE(cfg.conns));
+      } finally {
+        if (!proxy.alive()) {
+          problems.push(`${name}: the proxy exited during the run (log: ${logFile})`);
+        }
+        await proxy.stop();
+      }
+    } catch (error) {
+      problems.push(`${name}: ${String(error)} (log: ${logFile})`);
+      console.log(`\n### ${name}\n\nFailed: ${String(error)}`);
+    }
+  }
+  await target.stop();
+  if (results.size > 1) console.log(`\n${summaryTable(results)}`);
+  const list = (lines: string[]) => lines.map((line) => `- ${line}`).join("\n");
+  if (reference.length > 0) {
+    console.log(`\n### Python websockify failures (not counted as errors)\n\n${list(reference)}`);
+  }
+  if (errors.length > 0) console.log(`\n### Errors\n\n${list(errors)}`);
+  if (errors.length > 0 || reference.length > 0) {
+    console.log(`\nProxy logs kept in ${logDir}`);
+    return errors.length > 0 ? 1 : 0;
+  }
+  fs.rmSync(logDir, { recursive: true, force: true });
+  return 0;
+}
+
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => process.exit(130));
+}
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
+    process.exit(2);
+  },
+);
