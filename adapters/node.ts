@@ -148,7 +148,8 @@ export async function listenNode(
   };
 
   let connections = 0;
-  const server = net.createServer({ pauseOnConnect: true }, (sock) => {
+  // allowHalfOpen as http.Server has it: http and ws end the socket themselves.
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     connections++;
     sock.once("close", () => {
