@@ -1,0 +1,130 @@
+/**
+ * The file-backed token plugins, upstream's names and formats: `TokenFile`
+ * (a file or a directory of files, changes picked up without a restart),
+ * `ReadOnlyTokenFile` (read once) and `TokenFileName` (one file per token).
+ *
+ * @module
+ */
+import fsp from "node:fs/promises";
+import path from "node:path";
+import type { TokenPlugin } from "../lib/plugins.ts";
+import { parseTokenFiles } from "../lib/token_file.ts";
+import { parseHostPort } from "../lib/token_target.ts";
+import type { Target } from "../lib/types.ts";
+import {
+  fileInside,
+  fsErrorText,
+  reloading,
+  requireDirectory,
+  requireSource,
+  statIfExists,
+  statSignature,
+} from "./_token_fs.ts";
+
+/** The files of a source: itself, or a directory's regular files by name. */
+async function sourceFiles(source: string): Promise<string[]> {
+  const stat = await fsp.stat(source);
+  if (!stat.isDirectory()) return [source];
+  const names = (await fsp.readdir(source)).sort();
+  const files: string[] = [];
+  for (const name of names) {
+    const file = path.join(source, name);
+    // stat, not lstat: a symlink to a file counts, as Python's is_file().
+    if ((await fsp.stat(file).catch(() => undefined))?.isFile()) files.push(file);
+  }
+  return files;
+}
+
+/** Reads and parses every file of a source; errors name the source. */
+async function readTokenSource(source: string): Promise<Map<string, Target>> {
+  let texts: string[];
+  try {
+    texts = await Promise.all((await sourceFiles(source)).map((f) => fsp.readFile(f, "utf8")));
+  } catch (error) {
+    throw new Error(`Cannot read "${source}": ${fsErrorText(error)}`);
+  }
+  return parseTokenFiles(texts, source);
+}
+
+/** Changes when any file of the source is edited, added or removed. */
+async function sourceSignature(source: string): Promise<string> {
+  try {
+    const files = await sourceFiles(source);
+    return (await Promise.all(files.map(async (f) => `${f}=${await statSignature(f)}`))).join("\n");
+  } catch (error) {
+    throw new Error(`Cannot read "${source}": ${fsErrorText(error)}`);
+  }
+}
+
+/** Options for {@link tokenFile}. */
+export interface TokenFileOptions {
+  /** Look for changes at most this often; 1000 ms by default. */
+  checkIntervalMs?: number;
+}
+
+/**
+ * `TokenFile`: lines `token: host:port` in a file, or in every regular file
+ * of a directory. A lookup re-reads the source when a file changed (checked
+ * by stat at most once a second). A syntax error fails start-up; one that
+ * appears later fails lookups (503) until fixed.
+ *
+ * @example
+ * ```ts
+ * const plugin = await tokenFile("/etc/websockify/tokens");
+ * await plugin.lookup("vm1"); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ * ```
+ */
+export async function tokenFile(
+  source: string | undefined,
+  options: TokenFileOptions = {},
+): Promise<TokenPlugin> {
+  const file = requireSource(source, "TokenFile", "FILE");
+  const targets = reloading({
+    signature: () => sourceSignature(file),
+    load: () => readTokenSource(file),
+    intervalMs: options.checkIntervalMs,
+  });
+  await targets();
+  return { lookup: async (token) => (await targets()).get(token) };
+}
+
+/**
+ * `ReadOnlyTokenFile`: the `TokenFile` format, read once at start-up.
+ *
+ * @example
+ * ```ts
+ * const plugin = await readOnlyTokenFile("/etc/websockify/tokens");
+ * ```
+ */
+export async function readOnlyTokenFile(source: string | undefined): Promise<TokenPlugin> {
+  const targets = await readTokenSource(requireSource(source, "ReadOnlyTokenFile", "FILE"));
+  return { lookup: (token) => targets.get(token) };
+}
+
+/**
+ * `TokenFileName`: the token names a file in the source directory (only its
+ * last path segment counts, as upstream) holding `host:port`. Never reads
+ * outside the directory, symlinks included.
+ *
+ * @example
+ * ```ts
+ * const plugin = await tokenFileName("/etc/websockify/tokens.d");
+ * await plugin.lookup("vm1"); // the target in /etc/websockify/tokens.d/vm1
+ * ```
+ */
+export async function tokenFileName(source: string | undefined): Promise<TokenPlugin> {
+  const root = await requireDirectory(source, "TokenFileName");
+  return {
+    async lookup(token) {
+      const file = await fileInside(root, token.slice(token.lastIndexOf("/") + 1));
+      const stat = file === undefined ? undefined : await statIfExists(file);
+      if (!stat?.isFile()) return undefined;
+      const text = await fsp.readFile(file!, "utf8");
+      try {
+        return parseHostPort(text);
+      } catch (error) {
+        throw new Error(`Cannot use "${file}": ${(error as Error).message}`);
+      }
+    },
+  };
+}
