@@ -21,7 +21,8 @@ import type { ConnInfo, Target } from "./types.ts";
 export interface TokenPlugin {
   /**
    * The target for `token`, or undefined when the token is unknown. Throw
-   * when the lookup itself fails (a store is down): the client gets 503.
+   * when the lookup itself fails (a store is down): the client gets 503; or
+   * throw an {@link AuthenticationError} to refuse with its status.
    */
   lookup(token: string): Target | undefined | Promise<Target | undefined>;
   /** Releases what the plugin holds open (connections, watchers). */

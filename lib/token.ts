@@ -7,7 +7,7 @@
  */
 import type { ResolveTarget } from "./app.ts";
 import type { Logger } from "./log.ts";
-import type { TokenPlugin } from "./plugins.ts";
+import { isAuthenticationError, type TokenPlugin } from "./plugins.ts";
 import { refuse } from "./refuse.ts";
 import { formatAddr } from "./target.ts";
 
@@ -41,7 +41,8 @@ export interface TokenResolverOptions {
 
 /**
  * Resolves targets through a token plugin: no token → 403, unknown token →
- * 404, a failing lookup → 503, each with a log line.
+ * 404, a failing lookup → 503, each with a log line. A lookup that throws an
+ * `AuthenticationError` gets that error's status.
  *
  * @example
  * ```ts
@@ -61,6 +62,11 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
     try {
       target = await plugin.lookup(token);
     } catch (error) {
+      // A plugin may refuse with its own status (an expired JWT: 403).
+      if (isAuthenticationError(error)) {
+        log.info(`${client}: Token '${token}' refused: ${error.logMessage}`);
+        return refuse(error.status, error.message, error.headers);
+      }
       log.warn(`${client}: Token lookup failed: ${error instanceof Error ? error.message : error}`);
       return refuse(503, "Token lookup failed");
     }
