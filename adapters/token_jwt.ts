@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import fsp from "node:fs/promises";
 import { compactDecrypt, decodeProtectedHeader, type JWK, jwtVerify } from "jose";
 import type { Logger } from "../lib/log.ts";
-import type { TokenPlugin } from "../lib/plugins.ts";
+import { AuthenticationError, type TokenPlugin } from "../lib/plugins.ts";
 import { decodeSymmetricKey } from "../lib/token_jwt.ts";
 import { targetFromObject } from "../lib/token_target.ts";
 import { fsErrorText, reloading, requireSource, statSignature } from "./_token_fs.ts";
@@ -69,6 +69,13 @@ async function verifiedClaims(token: string, keys: JwtKeys): Promise<unknown> {
   return (await jwtVerify(jws, keys.verify)).payload;
 }
 
+/** True when the token verified but `exp` or `nbf` rules it out now. */
+function outOfTime(error: unknown): boolean {
+  const { code, claim } = error as { code?: string; claim?: string };
+  return code === "ERR_JWT_EXPIRED" ||
+    (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && claim === "nbf");
+}
+
 /** Upstream's words for the two time checks, `jose`'s for the rest. */
 function rejection(error: unknown): string {
   const { code, claim, message } = error as { code?: string; claim?: string; message?: string };
@@ -89,8 +96,9 @@ export interface JwtTokenApiOptions {
 
 /**
  * `JWTTokenApi`: source is a key file, re-read when it changes. A token that
- * does not verify, is expired or not yet valid, or lacks `host`/`port` is
- * unknown (404); an unreadable key file fails the lookup (503).
+ * does not verify or lacks `host`/`port` is unknown (404); a valid one that
+ * is expired or not yet valid is refused (403, upstream's reason as the
+ * status text); an unreadable key file fails the lookup (503).
  *
  * @example
  * ```ts
@@ -118,7 +126,12 @@ export async function jwtTokenApi(
       try {
         return targetFromObject(await verifiedClaims(token, current));
       } catch (error) {
-        options.log?.info(`JWT token rejected: ${rejection(error)}`);
+        const reason = rejection(error);
+        // A genuine token used at the wrong time is refused, not unknown.
+        if (outOfTime(error)) {
+          throw new AuthenticationError(reason, { status: 403 });
+        }
+        options.log?.info(`JWT token rejected: ${reason}`);
         return undefined;
       }
     },

@@ -23,6 +23,7 @@ import {
 } from "jose";
 import { jwtTokenApi } from "../adapters/token_jwt.ts";
 import { createLogger } from "../lib/log.ts";
+import { isAuthenticationError } from "../lib/plugins.ts";
 import { decodeSymmetricKey } from "../lib/token_jwt.ts";
 import type { Target } from "../lib/types.ts";
 import { loadTokenPlugin, type Websockify, websockify } from "../mod.ts";
@@ -208,11 +209,20 @@ describe("JWTTokenApi: refused tokens", () => {
     assert.match(lines[0]!, reason);
   }
 
-  test("an expired token, and one not valid yet, with upstream's reasons", async () => {
+  test("an expired token, and one not valid yet, are refused 403 with upstream's reasons", async () => {
+    const plugin = await jwtTokenApi(file["symmetric.key"], { log });
     const expired = await sign({ ...claims(), exp: now() - 5 }, "HS256", upstreamSecret);
-    await refused("symmetric.key", expired, /Token has expired$/);
+    await assert.rejects(
+      Promise.resolve(plugin.lookup(expired)),
+      (e: unknown) =>
+        isAuthenticationError(e) && e.status === 403 && e.message === "Token has expired",
+    );
     const early = await sign({ ...claims(), nbf: now() + 60 }, "HS256", upstreamSecret);
-    await refused("symmetric.key", early, /Token can not be used yet$/);
+    await assert.rejects(
+      Promise.resolve(plugin.lookup(early)),
+      (e: unknown) =>
+        isAuthenticationError(e) && e.status === 403 && e.message === "Token can not be used yet",
+    );
   });
 
   test("missing or bad host and port claims", async () => {
@@ -314,7 +324,7 @@ describe("JWTTokenApi through the proxy", () => {
     return client.status;
   };
 
-  test("a signed token reaches its target; bad ones are 404, none 403", async () => {
+  test("a signed token reaches its target; bad ones 404, expired or none 403", async () => {
     const port = proxy.addr.port;
     const token = await sign({ ...claims(), exp: now() + 60 }, "RS256", rsa.privateKey);
     const ws = await within(5000, openClient(port, ["binary"], "127.0.0.1", `/?token=${token}`));
@@ -325,7 +335,7 @@ describe("JWTTokenApi through the proxy", () => {
     ws.close();
     await within(5000, closed(ws));
     const expired = await sign({ ...claims(), exp: now() - 1 }, "RS256", rsa.privateKey);
-    assert.equal(await status(port, `/?token=${expired}`), 404);
+    assert.equal(await status(port, `/?token=${expired}`), 403);
     assert.equal(await status(port, "/?token=garbage"), 404);
     assert.equal(await status(port, "/"), 403);
   });
