@@ -196,6 +196,7 @@ function makeLogger(options: CliRun): Logger {
   return sink ? teeLogger(local, sink.send) : local;
 }
 
+/** Opens `--log-file`, or exits 1 with one error line. */
 function openLogOrExit(file: string): LogFile {
   try {
     return openLogFile(file);

@@ -1,0 +1,443 @@
+/**
+ * Logging: the syslog formats byte for byte, the log file (batching,
+ * reopening), and the CLI with `--log-file`, SIGHUP, `--syslog` over UDP, a
+ * unix STREAM socket and a real unix DATAGRAM socket (received by a small
+ * Deno script with `--unstable-net`, the one runtime here that can).
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import dgram from "node:dgram";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { after, before, describe, test } from "node:test";
+import { openLogFile } from "../adapters/log_file.ts";
+import { createSyslogSink } from "../adapters/syslog.ts";
+import { loggerCommand, loggerLine } from "../adapters/syslog_unix.ts";
+import { createLogger, type Level } from "../lib/log.ts";
+import {
+  FACILITY_DAEMON,
+  FACILITY_USER,
+  formatSyslog,
+  parseSyslogAddress,
+  type SyslogFormat,
+  teeLogger,
+} from "../lib/syslog.ts";
+import { UsageError } from "../lib/target.ts";
+import {
+  type CliProcess,
+  closed,
+  openClient,
+  receive,
+  ROOT,
+  runCli,
+  spawnCli,
+  startEchoServer,
+  type TcpServer,
+  waitFor,
+  within,
+} from "./_harness.ts";
+
+const DENO = path.join(ROOT, "node_modules", ".bin", "deno");
+/** Why the unix datagram tests skip, or false. */
+const DGRAM_SKIP: string | false = !fs.existsSync(DENO)
+  ? "needs node_modules/.bin/deno (npm ci) to receive unix datagrams"
+  : spawnSync("logger", ["--version"]).status !== 0
+  ? "needs logger(1) from util-linux (Debian/Ubuntu: bsdutils, Essential)"
+  : false;
+
+const decode = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
+const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARN|ERROR) ./;
+const RFC5424 = /^<(\d+)>1 (\S+) (\S+) (\S+) (\d+) - - (.*)$/s;
+
+let tmp: string;
+let echo: TcpServer;
+const procs: CliProcess[] = [];
+const children: ChildProcess[] = [];
+const cleanups: (() => unknown)[] = [];
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wsfy-log-"));
+  echo = await startEchoServer();
+});
+after(async () => {
+  for (const proc of procs) await proc.kill("SIGKILL");
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  for (const cleanup of cleanups) await cleanup();
+  await echo.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function cli(args: string[]): CliProcess {
+  const proc = spawnCli([...args, "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+  procs.push(proc);
+  return proc;
+}
+
+/** One WebSocket session through the proxy: open, echo, close. */
+async function session(port: number): Promise<void> {
+  const ws = await openClient(port, ["binary"]);
+  const got = receive(ws, 3);
+  ws.send(new Uint8Array([1, 2, 3]));
+  await within(5000, got, "echo");
+  ws.close();
+  await closed(ws);
+}
+
+describe("syslog formats", () => {
+  const base: SyslogFormat = {
+    legacy: false,
+    facility: FACILITY_USER,
+    hostname: "host1",
+    pid: 4242,
+    now: new Date("2026-11-21T10:37:36.123Z"),
+  };
+  const TABLE: [Level, string, Partial<SyslogFormat>, string][] = [
+    ["info", "hello", {}, "<14>1 2026-11-21T10:37:36Z host1 websockify 4242 - - hello"],
+    ["error", "bad", {}, "<11>1 2026-11-21T10:37:36Z host1 websockify 4242 - - bad"],
+    ["warn", "w", {}, "<12>1 2026-11-21T10:37:36Z host1 websockify 4242 - - w"],
+    ["debug", "d", {}, "<15>1 2026-11-21T10:37:36Z host1 websockify 4242 - - d"],
+    [
+      "info",
+      "x",
+      { facility: FACILITY_DAEMON },
+      "<30>1 2026-11-21T10:37:36Z host1 websockify 4242 - - x",
+    ],
+    [
+      "error",
+      "x",
+      { facility: FACILITY_DAEMON },
+      "<27>1 2026-11-21T10:37:36Z host1 websockify 4242 - - x",
+    ],
+    ["info", "a\nb\n", {}, "<14>1 2026-11-21T10:37:36Z host1 websockify 4242 - - a b "],
+    ["info", "x", { stream: true }, "<14>1 2026-11-21T10:37:36Z host1 websockify 4242 - - x\n"],
+    ["info", "x", { hostname: "hôst" }, "<14>1 2026-11-21T10:37:36Z hst websockify 4242 - - x"],
+    ["info", "x", { hostname: "" }, "<14>1 2026-11-21T10:37:36Z - websockify 4242 - - x"],
+    ["info", "hello", { legacy: true }, "<14>websockify[4242]: hello"],
+    ["warn", "a\nb", { legacy: true, facility: FACILITY_DAEMON }, "<28>websockify[4242]: a b"],
+    ["info", "x", { legacy: true, stream: true }, "<14>websockify[4242]: x\n"],
+  ];
+  for (const [level, message, options, want] of TABLE) {
+    test(`${level} ${JSON.stringify(message)} ${JSON.stringify(options)}`, () => {
+      assert.equal(decode(formatSyslog(level, message, { ...base, ...options })), want);
+    });
+  }
+
+  test("non-ASCII is UTF-8 after a BOM, in both formats", () => {
+    for (const legacy of [false, true]) {
+      const bytes = formatSyslog("info", "café", { ...base, legacy })!;
+      const head = legacy
+        ? "<14>websockify[4242]: "
+        : "<14>1 2026-11-21T10:37:36Z host1 websockify 4242 - - ";
+      assert.deepEqual([...bytes.subarray(0, head.length)], [...new TextEncoder().encode(head)]);
+      assert.deepEqual([...bytes.subarray(head.length)], [
+        0xef,
+        0xbb,
+        0xbf,
+        0x63,
+        0x61,
+        0x66,
+        0xc3,
+        0xa9,
+      ]);
+    }
+  });
+
+  test("an empty message is not sent; the app name is cut at 24", () => {
+    assert.equal(formatSyslog("info", "", base), undefined);
+    const long = decode(
+      formatSyslog("info", "x", { ...base, legacy: true, ident: "a".repeat(30) }),
+    );
+    assert.equal(long, `<14>${"a".repeat(24)}[4242]: x`);
+  });
+
+  test("parseSyslogAddress: host:port at the last colon, else a path", () => {
+    assert.deepEqual(parseSyslogAddress("/dev/log"), { kind: "unix", path: "/dev/log" });
+    assert.deepEqual(parseSyslogAddress("loghost:514"), {
+      kind: "udp",
+      host: "loghost",
+      port: 514,
+    });
+    assert.deepEqual(parseSyslogAddress("::1:514"), { kind: "udp", host: "::1", port: 514 });
+    assert.deepEqual(parseSyslogAddress("[::1]:514"), { kind: "udp", host: "::1", port: 514 });
+    assert.deepEqual(parseSyslogAddress(":514"), { kind: "udp", host: "localhost", port: 514 });
+    for (const bad of ["host:", "host:x", "host:70000", "host:-1", "host:5.1"]) {
+      assert.throws(() => parseSyslogAddress(bad), new UsageError("Error parsing syslog port"));
+    }
+  });
+
+  test("logger(1) gets a PRI prefix per line and upstream's body", () => {
+    assert.equal(decode(loggerLine("info", "a\nb", FACILITY_USER)), "<14>a b\n");
+    assert.deepEqual([...loggerLine("error", "é", FACILITY_DAEMON)], [
+      ...new TextEncoder().encode("<27>"),
+      0xef,
+      0xbb,
+      0xbf,
+      0xc3,
+      0xa9,
+      0x0a,
+    ]);
+    const args = loggerCommand("/dev/log", true, 7);
+    assert.deepEqual(args.slice(0, 3), ["logger", "--socket", "/dev/log"]);
+    assert.ok(
+      args.includes("--rfc3164") && args.includes("--id=7") && args.includes("--prio-prefix"),
+    );
+    assert.ok(loggerCommand("/dev/log", false, 7).includes("--rfc5424=notq"));
+  });
+
+  test("teeLogger sends level and bare message; debug only when verbose", () => {
+    for (const verbose of [false, true]) {
+      const lines: string[] = [];
+      const sent: [Level, string][] = [];
+      const traffic = () => {};
+      const log = teeLogger(
+        createLogger({ write: (l) => lines.push(l), verbose, traffic }),
+        (level, message) => sent.push([level, message]),
+      );
+      log.debug("d");
+      log.info("i");
+      log.warn("w");
+      log.error("e");
+      const want: [Level, string][] = [["info", "i"], ["warn", "w"], ["error", "e"]];
+      assert.deepEqual(sent, verbose ? [["debug", "d"], ...want] : want);
+      assert.equal(lines.length, sent.length);
+      assert.match(lines.at(-1)!, / ERROR e$/);
+      assert.equal(log.verbose, verbose);
+      assert.equal(log.traffic, traffic);
+    }
+  });
+});
+
+describe("log file", () => {
+  test("batches lines, writes them on flush, reopens at the same path", async () => {
+    const file = path.join(tmp, "unit.log");
+    const log = openLogFile(file);
+    log.write("one");
+    log.write("two");
+    assert.equal(fs.readFileSync(file, "utf8"), "", "written on the next turn");
+    await waitFor(() => fs.readFileSync(file, "utf8") === "one\ntwo\n", 2000, "batch");
+    fs.renameSync(file, `${file}.1`);
+    log.write("three");
+    log.reopen(); // flushes to the renamed file first
+    log.write("four");
+    log.close();
+    log.write("dropped");
+    assert.equal(fs.readFileSync(`${file}.1`, "utf8"), "one\ntwo\nthree\n");
+    assert.equal(fs.readFileSync(file, "utf8"), "four\n");
+  });
+
+  test("--log-file gets the banner and the session with times and levels", async () => {
+    const file = path.join(tmp, "cli.log");
+    fs.writeFileSync(file, "old line\n"); // appended to, not replaced
+    const proc = cli(["--log-file", file]);
+    await session(await proc.port());
+    await waitFor(() => fs.readFileSync(file, "utf8").includes(": closed "), 5000, "close line");
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0);
+    const [first, ...lines] = fs.readFileSync(file, "utf8").trimEnd().split("\n");
+    assert.equal(first, "old line");
+    for (const line of lines) assert.match(line, LINE);
+    const text = lines.join("\n");
+    assert.match(text, /INFO WebSocket server settings:\n.* INFO {3}- Listen on 127\.0\.0\.1:\d+/);
+    assert.match(text, / INFO #1 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: open \(ws:\/\//);
+    assert.match(text, / INFO #1 .*: closed \d+ after /);
+    assert.match(text, / INFO Got SIGTERM, closing 0 session\(s\)$/, "flushed on exit");
+    assert.equal(proc.stderr.trimEnd().split("\n").length, lines.length, "stderr has them too");
+  });
+
+  test("SIGHUP after a rename: new lines go to a new file at the path", async () => {
+    const file = path.join(tmp, "rotate.log");
+    const proc = cli(["--log-file", file]);
+    const port = await proc.port();
+    fs.renameSync(file, `${file}.1`);
+    process.kill(proc.child.pid!, "SIGHUP");
+    await waitFor(() => fs.existsSync(file), 5000, "reopened file");
+    await session(port);
+    await waitFor(() => fs.readFileSync(file, "utf8").includes(": closed "), 5000, "close line");
+    const old = fs.readFileSync(`${file}.1`, "utf8");
+    assert.match(old, /WebSocket server settings:/);
+    assert.doesNotMatch(old, /: open /);
+    assert.match(fs.readFileSync(file, "utf8"), /^\S+Z INFO #1 .*: open /);
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0, "SIGHUP did not stop it");
+  });
+
+  test("a log file that cannot be opened is a start-up error", async () => {
+    const res = await runCli(["--log-file", path.join(tmp, "no", "dir.log"), "6080", "x:1"]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /websockify: error: Cannot open log file .*no\/dir\.log: /);
+  });
+});
+
+/** A UDP syslog server on loopback. */
+async function udpServer(): Promise<{ port: number; messages: Buffer[] }> {
+  const socket = dgram.createSocket("udp4");
+  const messages: Buffer[] = [];
+  socket.on("message", (m) => messages.push(m));
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  cleanups.push(() => socket.close());
+  return { port: socket.address().port, messages };
+}
+
+describe("syslog over UDP", () => {
+  test("--syslog host:port sends RFC 5424 datagrams", async () => {
+    const server = await udpServer();
+    const proc = cli(["--syslog", `127.0.0.1:${server.port}`]);
+    await session(await proc.port());
+    const texts = () => server.messages.map((m) => m.toString("latin1"));
+    await waitFor(() => texts().some((t) => t.includes(": closed ")), 5000, "close datagram");
+    for (const text of texts()) {
+      const [, pri, time, host, app, pid] = RFC5424.exec(text) ?? assert.fail(text);
+      assert.deepEqual([pri, host, app, Number(pid)], [
+        "14",
+        os.hostname(),
+        "websockify",
+        proc.child.pid,
+      ]);
+      assert.match(time!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.ok(!text.endsWith("\n"), "no newline in a datagram");
+    }
+    assert.equal(RFC5424.exec(texts()[0]!)![6], "WebSocket server settings:");
+    assert.ok(texts().some((t) => / - - #1 .*: open \(ws:\/\//.test(t)));
+  });
+
+  test("--legacy-syslog sends <PRI>websockify[PID]: message", async () => {
+    const server = await udpServer();
+    const proc = cli(["--syslog", `127.0.0.1:${server.port}`, "--legacy-syslog"]);
+    await proc.port();
+    await waitFor(() => server.messages.some((m) => m.includes("proxying from")), 5000, "banner");
+    const first = server.messages[0]!.toString("latin1");
+    assert.equal(first, `<14>websockify[${proc.child.pid}]: WebSocket server settings:`);
+  });
+
+  test("a bad port is a usage error", async () => {
+    const res = await runCli(["--syslog", "localhost:x", "6080", "x:1"]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /^Usage:[^]*websockify: error: Error parsing syslog port\n$/);
+  });
+});
+
+describe("syslog to a unix STREAM socket", () => {
+  test("exact bytes, one message per line; the proxy survives the server going away", async () => {
+    const sockPath = path.join(tmp, "stream.sock");
+    let text = "";
+    const conns: net.Socket[] = [];
+    const server = net.createServer((sock) => {
+      conns.push(sock);
+      sock.setEncoding("latin1").on("data", (d: string) => (text += d));
+    });
+    await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+    cleanups.push(() => server.close());
+    const proc = cli(["--syslog", sockPath, "--legacy-syslog"]);
+    const port = await proc.port();
+    await waitFor(() => text.includes("proxying from"), 5000, "banner");
+    const pid = proc.child.pid;
+    assert.match(text, new RegExp(`^<14>websockify\\[${pid}\\]: WebSocket server settings:\n`));
+    server.close();
+    for (const sock of conns) sock.destroy();
+    await session(port); // logging to nowhere now
+    await session(port);
+  });
+
+  test("the sink writes upstream's bytes with a newline, BOM included", async () => {
+    const sockPath = path.join(tmp, "stream2.sock");
+    const chunks: Buffer[] = [];
+    const server = net.createServer((sock) => sock.on("data", (d: Buffer) => chunks.push(d)));
+    await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+    cleanups.push(() => server.close());
+    const sink = createSyslogSink({ kind: "unix", path: sockPath }, { legacy: true, facility: 3 });
+    sink.send("error", "né\nx");
+    sink.send("info", "");
+    sink.send("debug", "two");
+    await sink.close();
+    await waitFor(() => Buffer.concat(chunks).includes("two\n"), 5000, "bytes");
+    const want =
+      `<27>websockify[${process.pid}]: \ufeffné x\n<31>websockify[${process.pid}]: two\n`;
+    assert.equal(Buffer.concat(chunks).toString("utf8"), want);
+  });
+});
+
+/** Prints each datagram received on a unix DATAGRAM socket as a base64 line. */
+const RECEIVER = `
+const path = Deno.args[0];
+const conn = Deno.listenDatagram({ transport: "unixpacket", path });
+console.log("READY");
+for await (const [data] of conn) console.log(btoa(String.fromCharCode(...data)));
+`;
+
+/** A unix DATAGRAM syslog server: Deno's `unixpacket` (Node and Bun have none). */
+async function unixDgramServer(sockPath: string): Promise<{ messages: Buffer[] }> {
+  const script = path.join(tmp, "dgram_receiver.ts");
+  fs.writeFileSync(script, RECEIVER);
+  const child = spawn(DENO, ["run", "--unstable-net", "-A", script, sockPath], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(child);
+  const messages: Buffer[] = [];
+  let ready = false;
+  let rest = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) {
+      if (line === "READY") ready = true;
+      else messages.push(Buffer.from(line, "base64"));
+    }
+  });
+  await waitFor(() => ready, 20000, "unix datagram receiver");
+  return { messages };
+}
+
+describe("syslog to a unix DATAGRAM socket (via logger(1))", { skip: DGRAM_SKIP }, () => {
+  test("--syslog PATH: RFC 5424 from logger, our PRI, PID and message", async () => {
+    const sockPath = path.join(tmp, "dgram.sock");
+    const server = await unixDgramServer(sockPath);
+    const proc = cli(["--syslog", sockPath]);
+    await session(await proc.port());
+    const texts = () => server.messages.map((m) => m.toString("utf8"));
+    await waitFor(() => texts().some((t) => t.includes(": closed ")), 5000, "close datagram");
+    for (const text of texts()) {
+      const [, pri, time, host, app, pid] = RFC5424.exec(text) ?? assert.fail(text);
+      assert.deepEqual([pri, host, app, Number(pid)], [
+        "14",
+        os.hostname(),
+        "websockify",
+        proc.child.pid,
+      ]);
+      assert.match(time!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$/, "logger's UTC time");
+    }
+    assert.equal(RFC5424.exec(texts()[0]!)![6], "WebSocket server settings:");
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0);
+    await waitFor(() => texts().some((t) => t.endsWith(" - - Got SIGTERM, closing 0 session(s)")));
+  });
+
+  test("--legacy-syslog PATH: RFC 3164 from logger", async () => {
+    const sockPath = path.join(tmp, "dgram3164.sock");
+    const server = await unixDgramServer(sockPath);
+    const proc = cli(["--syslog", sockPath, "--legacy-syslog"]);
+    await proc.port();
+    await waitFor(() => server.messages.some((m) => m.includes("proxying from")), 5000, "banner");
+    const first = server.messages[0]!.toString("utf8");
+    const header =
+      `^<14>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d \\S+ websockify\\[${proc.child.pid}\\]: `;
+    assert.match(first, new RegExp(`${header}WebSocket server settings:$`));
+  });
+
+  test("the sink passes levels and the BOM through, and reaches a late server", async () => {
+    const sockPath = path.join(tmp, "late.sock");
+    const sink = createSyslogSink({ kind: "unix", path: sockPath }, { legacy: false, facility: 3 });
+    cleanups.push(() => sink.close());
+    sink.send("info", "before the server"); // no socket yet: logger keeps retrying
+    const server = await unixDgramServer(sockPath);
+    sink.send("error", "ünï\ncode");
+    sink.send("warn", "w");
+    await waitFor(() => server.messages.length >= 2, 5000, "datagrams");
+    const [a, b] = server.messages.map((m) => RFC5424.exec(m.toString("latin1")));
+    assert.equal(a![1], "27");
+    assert.deepEqual(
+      [...Buffer.from(a![6]!, "latin1")],
+      [0xef, 0xbb, 0xbf, ...Buffer.from("ünï code")],
+    );
+    assert.equal(b![1], "28");
+    assert.equal(b![5], String(process.pid));
+  });
+});
