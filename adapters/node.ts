@@ -85,6 +85,10 @@ export async function listenNode(
       handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
     ),
   );
+  // Sockets arrive by emit("connection"), so this server never listens; Deno's
+  // node:http then closes every keep-alive socket after one response
+  // (denoland/deno#35609). It only reads the flag.
+  Object.defineProperty(httpServer, "listening", { get: () => true });
   httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const info = infos.get(socket)!;

@@ -9,6 +9,9 @@ import { Readable } from "node:stream";
 import { ConfigError } from "../lib/errors.ts";
 import type { WebFs } from "../lib/web.ts";
 
+/** Files up to this size are read whole rather than streamed. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
+
 /** `node:fs` as the web server's {@link WebFs}. */
 export const nodeFs: WebFs = {
   async stat(path) {
@@ -24,7 +27,12 @@ export const nodeFs: WebFs = {
     const entries = await fsp.readdir(path, { withFileTypes: true });
     return entries.map((e) => ({ name: e.name, isDirectory: e.isDirectory() }));
   },
-  read: (path) => Readable.toWeb(fs.createReadStream(path)) as ReadableStream<Uint8Array>,
+  // Web assets are small: one read, one write. Deno's node:https stalls on
+  // streamed bodies over TLS, so only large files are streamed.
+  read: async (path, size) =>
+    size <= WHOLE_FILE_LIMIT
+      ? new Uint8Array(await fsp.readFile(path))
+      : Readable.toWeb(fs.createReadStream(path)) as ReadableStream<Uint8Array>,
 };
 
 /** Resolves the web root to an absolute real path; throws {@link ConfigError}. */

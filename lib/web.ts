@@ -24,8 +24,8 @@ export interface WebFs {
   realPath(path: string): Promise<string>;
   /** Entry names of a directory, with a flag for subdirectories. */
   readDir(path: string): Promise<{ name: string; isDirectory: boolean }[]>;
-  /** The file's bytes as a stream. */
-  read(path: string): ReadableStream<Uint8Array>;
+  /** The file's bytes, whole or as a stream (the adapter chooses by `size`). */
+  read(path: string, size: number): Promise<Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>>;
 }
 
 /** Options for {@link serveWeb}. */
@@ -89,7 +89,7 @@ export async function serveWeb(req: Request, options: WebOptions): Promise<Respo
     if (!(await inside(root, path, fs))) return notFound();
   }
   if (!info.isFile) return notFound();
-  return fileResponse(req, path, info, fs);
+  return await fileResponse(req, path, info, fs);
 }
 
 async function inside(root: string, path: string, fs: WebFs): Promise<boolean> {
@@ -106,14 +106,19 @@ async function findIndex(dir: string, fs: WebFs): Promise<[string, FileInfo] | u
   return undefined;
 }
 
-function fileResponse(req: Request, path: string, info: FileInfo, fs: WebFs): Response {
+async function fileResponse(
+  req: Request,
+  path: string,
+  info: FileInfo,
+  fs: WebFs,
+): Promise<Response> {
   const modified = new Date(Math.floor(info.mtime.getTime() / 1000) * 1000);
   const since = Date.parse(req.headers.get("if-modified-since") ?? "");
   const headers = { "last-modified": modified.toUTCString() };
   if (!Number.isNaN(since) && modified.getTime() <= since) {
     return new Response(null, { status: 304, headers });
   }
-  const body = req.method === "HEAD" ? null : fs.read(path);
+  const body = req.method === "HEAD" ? null : await fs.read(path, info.size);
   return new Response(body, {
     headers: {
       ...headers,
