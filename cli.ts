@@ -94,10 +94,10 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
     );
   }
   let tokenPlugin = options.tokenPlugin &&
-    await loadTokenPlugin(options.tokenPlugin.name, options.tokenPlugin.source);
+    await loadTokenPlugin(options.tokenPlugin.name, options.tokenPlugin.source, { log });
   if (tokenPlugin && options.sslTarget) tokenPlugin = withTls(tokenPlugin);
   const authPlugin = options.authPlugin &&
-    await loadAuthPlugin(options.authPlugin.name, options.authPlugin.source);
+    await loadAuthPlugin(options.authPlugin.name, options.authPlugin.source, { log });
   let targetCa: string | undefined;
   if (cli.targetCa !== undefined) {
     try {
@@ -237,14 +237,6 @@ async function main(argv: string[]): Promise<void> {
     if (error instanceof ConfigError) fail(error.message, 1);
     fail(`Cannot listen on ${listenText}: ${describeError(error)}`, 1);
   }
-  banner(log, options, settings, server, wrap);
-  if (options.traffic) {
-    process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
-  }
-  if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
-  if (lifecycle.pidFile !== undefined) writePidFile(path.resolve(lifecycle.pidFile));
-  if (isDaemonChild()) daemonReady();
-
   // --run-once, --timeout and --idle-timeout end the server by themselves.
   let status = 0; // the wrapped program's, with --wrap-mode=exit
   server.closed.then(() => wrap?.stop()).then(() => closeLogs()).then(() => process.exit(status));
@@ -258,8 +250,17 @@ async function main(argv: string[]): Promise<void> {
     server.close();
     wrap?.stop();
   };
+  // Before the banner: whoever reads "Listen on" may signal at once.
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+
+  banner(log, options, settings, server, wrap);
+  if (options.traffic) {
+    process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
+  }
+  if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
+  if (lifecycle.pidFile !== undefined) writePidFile(path.resolve(lifecycle.pidFile));
+  if (isDaemonChild()) daemonReady();
   wrap?.start(server.addr.port);
   wrap?.ended.then((code) => {
     status = code;

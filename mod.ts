@@ -49,6 +49,7 @@ export {
   type AuthPlugin,
   type AuthPluginFactory,
   type AuthRequest,
+  type PluginContext,
   type TokenPlugin,
   type TokenPluginFactory,
 } from "./lib/plugins.ts";

@@ -10,9 +10,11 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { AUTH_PLUGINS } from "../lib/auth.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { SILENT_LOGGER } from "../lib/log.ts";
 import type {
   AuthPlugin,
   AuthPluginFactory,
+  PluginContext,
   TokenPlugin,
   TokenPluginFactory,
 } from "../lib/plugins.ts";
@@ -30,7 +32,8 @@ export const TOKEN_PLUGINS: Record<string, TokenPluginFactory> = {
   BaseTokenAPI: (source) => baseTokenApi(source),
   JSONTokenApi: (source) => jsonTokenApi(source),
   // Loaded on use: jose adds 30-70 ms to every start-up otherwise.
-  JWTTokenApi: async (source) => (await import("./token_jwt.ts")).jwtTokenApi(source),
+  JWTTokenApi: async (source, { log }) =>
+    (await import("./token_jwt.ts")).jwtTokenApi(source, { log }),
   UnixDomainSocketDirectory: unixSocketDirectory,
 };
 
@@ -64,12 +67,13 @@ async function factory<T>(
 }
 
 async function create<T>(
-  make: (source: string | undefined) => T | Promise<T>,
+  make: (source: string | undefined, context: PluginContext) => T | Promise<T>,
   name: string,
-  source?: string,
+  source: string | undefined,
+  context: PluginContext,
 ): Promise<T> {
   try {
-    return await make(source);
+    return await make(source, context);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     const why = error instanceof Error ? error.message : String(error);
@@ -85,8 +89,13 @@ async function create<T>(
  * const plugin = await loadTokenPlugin("TokenFile", "/etc/websockify/tokens");
  * ```
  */
-export async function loadTokenPlugin(name: string, source?: string): Promise<TokenPlugin> {
-  return create(await factory<TokenPluginFactory>("token", name, TOKEN_PLUGINS), name, source);
+export async function loadTokenPlugin(
+  name: string,
+  source?: string,
+  context: PluginContext = { log: SILENT_LOGGER },
+): Promise<TokenPlugin> {
+  const make = await factory<TokenPluginFactory>("token", name, TOKEN_PLUGINS);
+  return create(make, name, source, context);
 }
 
 /**
@@ -97,6 +106,11 @@ export async function loadTokenPlugin(name: string, source?: string): Promise<To
  * const plugin = await loadAuthPlugin("BasicHTTPAuth", "admin:secret");
  * ```
  */
-export async function loadAuthPlugin(name: string, source?: string): Promise<AuthPlugin> {
-  return create(await factory<AuthPluginFactory>("auth", name, AUTH_PLUGINS), name, source);
+export async function loadAuthPlugin(
+  name: string,
+  source?: string,
+  context: PluginContext = { log: SILENT_LOGGER },
+): Promise<AuthPlugin> {
+  const make = await factory<AuthPluginFactory>("auth", name, AUTH_PLUGINS);
+  return create(make, name, source, context);
 }

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { Logger } from "./log.ts";
 import type { ConnInfo, Target } from "./types.ts";
 
 /** Maps tokens to targets. */
@@ -29,8 +30,17 @@ export interface TokenPlugin {
   close?(): void | Promise<void>;
 }
 
+/** What a plugin factory gets besides its source. */
+export interface PluginContext {
+  /** The proxy's logger, for reasons a client is not told. */
+  readonly log: Logger;
+}
+
 /** Creates a token plugin from `--token-source`. */
-export type TokenPluginFactory = (source: string | undefined) => TokenPlugin | Promise<TokenPlugin>;
+export type TokenPluginFactory = (
+  source: string | undefined,
+  context: PluginContext,
+) => TokenPlugin | Promise<TokenPlugin>;
 
 /** What an auth plugin sees of a request. */
 export interface AuthRequest {
@@ -51,7 +61,10 @@ export interface AuthPlugin {
 }
 
 /** Creates an auth plugin from `--auth-source`. */
-export type AuthPluginFactory = (source: string | undefined) => AuthPlugin | Promise<AuthPlugin>;
+export type AuthPluginFactory = (
+  source: string | undefined,
+  context: PluginContext,
+) => AuthPlugin | Promise<AuthPlugin>;
 
 const BRAND = Symbol.for("websockify.AuthenticationError");
 
