@@ -29,14 +29,18 @@ interface DenoSlice {
   connectTls(options: { hostname: string; port: number }): Promise<DenoConn>;
 }
 
-const READ_SIZE = 64 * 1024;
+const MIN_READ = 4 * 1024;
+const MAX_READ = 64 * 1024;
 
 /** Wraps a connected Deno socket. Large reads are handed on without a copy. */
 function denoConn(conn: DenoConn): Conn {
   let closed = false;
   let cancelled = false;
   let reading: Promise<unknown> = Promise.resolve();
-  let buf = new Uint8Array(READ_SIZE);
+  // The read buffer grows with the flow and shrinks back: an idle session
+  // pins a 4 KiB buffer in its pending read, not 64 KiB.
+  let size = MIN_READ;
+  let buf = new Uint8Array(size);
   const close = () => {
     if (closed) return;
     closed = true;
@@ -63,12 +67,16 @@ function denoConn(conn: DenoConn): Conn {
       }
       if (cancelled) return;
       if (n === null) return controller.close();
+      if (n === buf.length) size = Math.min(size * 2, MAX_READ);
+      else if (n < size / 4) size = Math.max(size / 2, MIN_READ);
       // A small read would pin the whole buffer while queued: copy it out and
       // keep the buffer; a large one is handed on and replaced.
-      if (n < READ_SIZE / 4) controller.enqueue(buf.slice(0, n));
-      else {
+      if (n < buf.length / 4) {
+        controller.enqueue(buf.slice(0, n));
+        if (buf.length !== size) buf = new Uint8Array(size);
+      } else {
         controller.enqueue(buf.subarray(0, n));
-        buf = new Uint8Array(READ_SIZE);
+        buf = new Uint8Array(size);
       }
     },
     async cancel() {
@@ -76,7 +84,7 @@ function denoConn(conn: DenoConn): Conn {
       // Keep reading and dropping: closing with unread data sends RST, which
       // would discard bytes the target has still to receive from us.
       await reading;
-      const sink = new Uint8Array(READ_SIZE);
+      const sink = new Uint8Array(MAX_READ);
       (async () => {
         while (!closed && (await conn.read(sink)) !== null);
       })().catch(() => {});

@@ -8,7 +8,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import type { Conn, Target } from "../lib/types.ts";
-import { HIGH_WATER_MARK } from "./limits.ts";
+import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "./limits.ts";
 
 /** Wraps a connected socket. Bytes are not copied on the way through. */
 export function socketConn(sock: net.Socket): Conn {
@@ -43,7 +43,10 @@ export function socketConn(sock: net.Socket): Conn {
 
   const writable = new WritableStream<Uint8Array>({
     write(chunk) {
-      if (!sock.write(chunk)) return settled(sock, "drain");
+      sock.write(chunk);
+      // Node's own mark is 16 KiB, below one 64 KiB message: waiting for every
+      // drain would leave one chunk in flight. Wait only past ours.
+      if (sock.writableLength > SEND_HIGH_WATER_MARK) return settled(sock, "drain");
     },
     close() {
       const finished = settled(sock, "finish");
