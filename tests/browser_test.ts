@@ -21,8 +21,8 @@ import type { BrowserContext, Page } from "playwright-core";
 import type { Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
 import { ROOT, startProxy, startTcpServer, type TcpServer, waitFor, within } from "./_harness.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 // A dynamic import, so that a missing package skips the suite instead of failing it.
 const playwright = await import("playwright-core").catch(() => undefined);
 const SKIP = !fs.existsSync(CHROMIUM)
@@ -30,17 +30,6 @@ const SKIP = !fs.existsSync(CHROMIUM)
   : !playwright
   ? "needs playwright-core (npm install)"
   : false;
-
-/** Flags for a closed network: no background fetches, no QUIC, no GPU. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const T = { timeout: 60000 };
 

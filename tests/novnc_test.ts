@@ -22,23 +22,13 @@ import type { BrowserContext, Page } from "playwright-core";
 import { createLogger, type Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
 import { httpGet, RUNTIME, sleep, startProxy, waitFor, within } from "./_harness.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
 
 const NOVNC_DIRS = ["/usr/share/novnc"];
 const XVNC_BINS = ["/usr/bin/Xvnc", "/usr/bin/Xtigervnc"];
-const CHROMIUM = "/usr/bin/chromium";
 const WIDTH = 640;
 const HEIGHT = 480;
 const DESKTOP = "wsfy-novnc";
-/** The flags a root, offline machine needs (see the node machine notes). */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const novncDir = NOVNC_DIRS.find((d) =>
   ["vnc.html", "vnc_lite.html", "core/rfb.js", "app/ui.js"].every((f) =>
