@@ -16,6 +16,7 @@ export interface TlsOptions {
   readonly cert: string;
   /** PEM key, when not in `cert`. */
   readonly key?: string;
+  /** Password of an encrypted key. */
   readonly passphrase?: string;
   /** Lowest protocol version accepted. */
   readonly minVersion?: tls.SecureVersion;
@@ -29,6 +30,7 @@ export interface TlsOptions {
 
 /** A TLS setting that cannot be used; the message names the file. */
 export class TlsConfigError extends ConfigError {
+  /** The class name, for logs. */
   override name = "TlsConfigError";
 }
 

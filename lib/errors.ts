@@ -6,5 +6,6 @@
 
 /** A setting that cannot be used (a missing file, a bad key); one-line message. */
 export class ConfigError extends Error {
+  /** The class name, for logs. */
   override name = "ConfigError";
 }

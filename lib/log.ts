@@ -10,9 +10,13 @@ export type Level = "debug" | "info" | "warn" | "error";
 
 /** Where log lines go. `traffic` receives `--traffic` tokens. */
 export interface Logger {
+  /** Detail written only with `-v`. */
   debug(message: string): void;
+  /** Normal events: sessions opening and closing, start-up. */
   info(message: string): void;
+  /** Problems the proxy carries on from. */
   warn(message: string): void;
+  /** Problems that end something. */
   error(message: string): void;
   /** True when `debug()` lines are written (`-v`). */
   readonly verbose: boolean;
@@ -26,7 +30,9 @@ export interface LoggerOptions {
   write: (line: string) => void;
   /** Writes `--traffic` tokens; omit to turn traffic output off. */
   traffic?: (token: string) => void;
+  /** Write `debug()` lines too. */
   verbose?: boolean;
+  /** The clock, for tests. */
   now?: () => Date;
 }
 

@@ -51,6 +51,7 @@ export interface AuthRequest {
   readonly headers: Headers;
   /** The target; undefined for `--web` requests (`--web-auth`). */
   readonly target?: Target;
+  /** The client: address, TLS, verified certificate CN. */
   readonly client: ConnInfo;
 }
 
@@ -95,12 +96,22 @@ export interface AuthenticationErrorOptions {
  * ```
  */
 export class AuthenticationError extends Error {
+  /** The class name, for logs. */
   override name = "AuthenticationError";
   /** Marks instances across copies of this module (a plugin may bundle its own). */
   readonly [BRAND] = true;
+  /** The HTTP status of the refusal. */
   readonly status: number;
+  /** Extra response headers. */
   readonly headers: Record<string, string>;
+  /** What the log says about the refusal. */
   readonly logMessage: string;
+  /**
+   * Creates a refusal.
+   *
+   * @param message The reason phrase sent to the client.
+   * @param options Status, headers and log text.
+   */
   constructor(message: string, options: AuthenticationErrorOptions = {}) {
     super(message);
     this.status = options.status ?? 403;

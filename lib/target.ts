@@ -8,6 +8,7 @@ import type { NetAddr, Target } from "./types.ts";
 
 /** A command-line value that cannot be used; the message is upstream's text. */
 export class UsageError extends Error {
+  /** The class name, for logs. */
   override name = "UsageError";
 }
 

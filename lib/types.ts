@@ -7,7 +7,9 @@
 
 /** A host and port. */
 export interface NetAddr {
+  /** A host name or IP address (IPv6 without brackets). */
   readonly hostname: string;
+  /** The port; 0 for a unix socket path in `hostname`. */
   readonly port: number;
 }
 
@@ -27,14 +29,19 @@ export type Target =
  * (half-close); `close()` ends both directions at once.
  */
 export interface Conn {
+  /** Bytes from the target; pauses the socket while full. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the target; settles once the socket has room. */
   readonly writable: WritableStream<Uint8Array>;
+  /** Ends both directions at once. */
   close(): void;
 }
 
 /** How a WebSocket closed: the close code and reason the peer saw or sent. */
 export interface CloseInfo {
+  /** The close code (1006 when the connection dropped without one). */
   readonly code: number;
+  /** The close reason, possibly empty. */
   readonly reason: string;
 }
 
