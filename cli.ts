@@ -14,6 +14,14 @@ import { daemonize, daemonReady, isDaemonChild, writePidFile } from "./adapters/
 import { type LogFile, openLogFile } from "./adapters/log_file.ts";
 import { createSyslogSink } from "./adapters/syslog.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
+import {
+  isClusterPrimary,
+  startWorkers,
+  WORKER_PORT_ENV,
+  workerMode,
+  workerNumber,
+  type Workers,
+} from "./adapters/workers.ts";
 import { prepareWrap, type Wrap } from "./adapters/wrap.ts";
 import {
   type CliOptions,
@@ -108,7 +116,7 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
   }
   const { lifecycle } = options;
   return {
-    listen: lifecycle.inetd ? { fd: 0 } : lifecycle.unixListen ?? options.listen,
+    listen: lifecycle.inetd ? { fd: 0 } : lifecycle.unixListen ?? workerListen(options),
     target,
     record: lifecycle.record && path.resolve(lifecycle.record),
     runOnce: lifecycle.runOnce,
@@ -224,6 +232,9 @@ async function main(argv: string[]): Promise<void> {
   const { lifecycle } = options;
   if (lifecycle.daemon && !isDaemonChild()) await daemonize(argv);
   const log = makeLogger(options);
+  if (isClusterPrimary(lifecycle.workers) && workerNumber() === 0) {
+    return superviseCluster(options, argv, log);
+  }
   const listenText = describeListen(options);
   let settings: WebsockifyOptions;
   let server: Websockify;
@@ -239,7 +250,9 @@ async function main(argv: string[]): Promise<void> {
   }
   // --run-once, --timeout and --idle-timeout end the server by themselves.
   let status = 0; // the wrapped program's, with --wrap-mode=exit
-  server.closed.then(() => wrap?.stop()).then(() => closeLogs()).then(() => process.exit(status));
+  let workers: Workers | undefined;
+  server.closed.then(() => Promise.all([wrap?.stop(), workers?.stop()])).then(() => closeLogs())
+    .then(() => process.exit(status));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -249,6 +262,7 @@ async function main(argv: string[]): Promise<void> {
     setTimeout(() => process.exit(status), STOP_GRACE_MS).unref();
     server.close();
     wrap?.stop();
+    workers?.stop();
   };
   // Before the banner: whoever reads "Listen on" may signal at once.
   process.on("SIGINT", () => stop("SIGINT"));
@@ -259,7 +273,12 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
   }
   if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
-  if (lifecycle.pidFile !== undefined) writePidFile(path.resolve(lifecycle.pidFile));
+  if (lifecycle.pidFile !== undefined && workerNumber() === 0) {
+    writePidFile(path.resolve(lifecycle.pidFile));
+  }
+  if (lifecycle.workers > 1 && workerNumber() === 0) {
+    workers = startWorkers(lifecycle.workers, argv, log, server.addr.port);
+  }
   if (isDaemonChild()) daemonReady();
   wrap?.start(server.addr.port);
   wrap?.ended.then((code) => {
@@ -269,6 +288,34 @@ async function main(argv: string[]): Promise<void> {
 }
 
 const STOP_GRACE_MS = 5000;
+
+/** `--workers` on Node: this process only forks, watches and stops the workers. */
+function superviseCluster(options: CliRun, argv: string[], log: Logger): void {
+  const { lifecycle } = options;
+  log.info(`Serving ${describeListen(options)} from ${lifecycle.workers} worker processes`);
+  const workers = startWorkers(lifecycle.workers, argv, log);
+  if (lifecycle.pidFile !== undefined) writePidFile(path.resolve(lifecycle.pidFile));
+  if (isDaemonChild()) daemonReady();
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`Got ${signal}, stopping ${lifecycle.workers} workers`);
+    setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+    workers.stop().then(() => closeLogs()).then(() => process.exit(0));
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** With `--workers` on Deno and Bun, every process listens with SO_REUSEPORT. */
+function workerListen(options: CliRun): WebsockifyOptions["listen"] {
+  const shared = workerMode() === "reuseport" &&
+    (options.lifecycle.workers > 1 || workerNumber() > 0);
+  if (!shared) return options.listen;
+  const port = workerNumber() > 1 ? Number(process.env[WORKER_PORT_ENV]) : options.listen!.port;
+  return { ...options.listen, port, reusePort: true };
+}
 
 /** The listen address as the banner and errors name it. */
 function describeListen(options: CliRun): string {

@@ -64,9 +64,10 @@ export interface WebsockifyOptions {
    * socket `{ path, mode }` (mode default 0o600), or an inherited listening
    * socket `{ fd }` (`--inetd` passes 0).
    */
-  listen?: { hostname?: string; port?: number } | { path: string; mode?: number } | {
-    fd: number;
-  };
+  listen?: { hostname?: string; port?: number; reusePort?: boolean } | {
+    path: string;
+    mode?: number;
+  } | { fd: number };
   /** Where to forward: `"host:port"` or a {@link Target}; omit with `tokenPlugin`. */
   target?: Target | string;
   /** Chooses the target per connection from its token (`?token=` or Host). */
@@ -195,6 +196,7 @@ function listenAt(options: WebsockifyOptions): ListenAt {
     hostname: listen.hostname ?? "127.0.0.1",
     port: listen.port ?? 0,
     preferIpv6: options.preferIpv6,
+    reusePort: listen.reusePort,
   };
 }
 

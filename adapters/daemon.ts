@@ -20,7 +20,7 @@ interface DenoSlice {
 }
 
 /** The command that runs this program again with `args`. */
-function selfCommand(args: string[]): [string, string[]] {
+export function selfCommand(args: string[]): [string, string[]] {
   const deno = (globalThis as unknown as { Deno?: DenoSlice }).Deno;
   if (deno) return [deno.execPath(), ["run", "-A", deno.mainModule, ...args]];
   return [process.execPath, [...process.execArgv, process.argv[1]!, ...args]];

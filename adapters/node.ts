@@ -31,6 +31,8 @@ export type ListenAt =
     readonly port: number;
     /** Prefer IPv6 when resolving `hostname` (`-6`). */
     readonly preferIpv6?: boolean;
+    /** Share the port with other processes (SO_REUSEPORT; Deno and Bun). */
+    readonly reusePort?: boolean;
   }
   | { readonly path: string; readonly mode?: number }
   | { readonly fd: number };
@@ -224,7 +226,9 @@ async function bind(server: net.Server, at: ListenAt): Promise<NetAddr> {
     restoreUmask = () => process.umask(old);
     listen = { path: at.path, backlog: 100 };
   } else {
-    listen = { host: await resolveHost(at.hostname, at.preferIpv6), port: at.port, backlog: 511 };
+    const host = await resolveHost(at.hostname, at.preferIpv6);
+    // reusePort is newer than Node 20's types; Deno and Bun honour it.
+    listen = { host, port: at.port, backlog: 511, reusePort: at.reusePort } as net.ListenOptions;
   }
   try {
     await new Promise<void>((resolve, reject) => {

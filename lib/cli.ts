@@ -134,6 +134,11 @@ export const OPTIONS = {
     help: "octal permissions of --unix-listen (default 0600)",
   },
   libserver: { type: "boolean", help: "accepted for compatibility; has no effect" },
+  workers: {
+    type: "string",
+    arg: "N",
+    help: "serve the port from N processes (default 1), to use more cores",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** What to do when the wrapped program exits. */
@@ -158,6 +163,8 @@ export interface CliLifecycle {
   readonly inetd: boolean;
   /** `--libserver` was given: upstream's Python server variant; warn only. */
   readonly libserver: boolean;
+  /** Processes serving the port (`--workers`), at least 1. */
+  readonly workers: number;
   readonly unixListen?: { readonly path: string; readonly mode: number };
 }
 
@@ -342,6 +349,30 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   };
 }
 
+/** `--workers=N`, checked against what cannot be shared between processes. */
+function workerCount(
+  value: string | undefined,
+  wrap: boolean,
+  inetd: boolean,
+  unixPath: string | undefined,
+  runOnce: boolean,
+): number {
+  const n = value === undefined ? 1 : integer("workers", value);
+  if (n < 1) throw new UsageError("option --workers: must be at least 1");
+  if (n === 1) return 1;
+  const clash = wrap
+    ? "wrap mode"
+    : inetd
+    ? "--inetd"
+    : unixPath !== undefined
+    ? "--unix-listen"
+    : runOnce
+    ? "--run-once"
+    : undefined;
+  if (clash) throw new UsageError(`--workers cannot be used with ${clash}`);
+  return n;
+}
+
 /** How many positional tokens come before token index `end`. */
 function countBefore(tokens: { kind: string; index: number }[], end: number): number {
   return tokens.filter((t) => t.kind === "positional" && t.index < end).length;
@@ -385,6 +416,13 @@ function lifecycleArgs(
     legacySyslog: flag("legacy-syslog"),
     inetd: flag("inetd"),
     libserver: flag("libserver"),
+    workers: workerCount(
+      text("workers"),
+      command !== undefined,
+      flag("inetd"),
+      unixPath,
+      flag("run-once"),
+    ),
     unixListen: unixPath === undefined
       ? undefined
       : { path: unixPath, mode: parseInt(modeText, 8) },

@@ -44,6 +44,7 @@ const LIFECYCLE = {
   legacySyslog: false,
   inetd: false,
   libserver: false,
+  workers: 1,
   unixListen: undefined,
 };
 const DEFAULTS = {
@@ -211,6 +212,9 @@ const ERRORS: [string[], string][] = [
   [["--unix-listen=/s", "--", "p"], "Wrap mode cannot be used with --unix-listen"],
   [["--unix-listen=/s", "--unix-listen-mode=9", "h:1"], "Error parsing listen unix socket mode"],
   [["--legacy-syslog", "6080", "h:1"], "You must use --syslog to use --legacy-syslog"],
+  [["--workers=0", "6080", "h:1"], "option --workers: must be at least 1"],
+  [["--workers=2", "6080", "--", "prog"], "--workers cannot be used with wrap mode"],
+  [["--workers=2", "--inetd", "h:1"], "--workers cannot be used with --inetd"],
   [["--timeout=soon", "6080", "h:1"], "option --timeout: invalid integer value: 'soon'"],
   [["6080", "h:port"], "Error parsing target port"],
   [["6080", ":5900"], "Error parsing target port"],
