@@ -50,10 +50,11 @@ export interface Sessions {
  */
 export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
-  const running = new Set<Promise<void>>();
-  const stop = new AbortController();
+  // One controller per session: thousands of listeners on one shared signal
+  // would trip Node's MaxListenersExceededWarning.
+  const running = new Map<Promise<void>, AbortController>();
 
-  const run = async (ws: WsConn, target: Target, info: ConnInfo) => {
+  const run = async (ws: WsConn, target: Target, info: ConnInfo, signal: AbortSignal) => {
     const name = `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
     const started = performance.now();
     const scheme = info.tls ? "wss://" : "ws://";
@@ -62,7 +63,7 @@ export function createSessions(options: SessionOptions): Sessions {
     const recorder = options.record?.(info.id);
     if (recorder) log.info(`${name}: opening record file: ${recorder.path}`);
     const stats = await bridge(ws, () => options.connect(target), {
-      signal: stop.signal,
+      signal,
       heartbeatMs: options.heartbeatMs,
       tap: tapFor(log.traffic, recorder),
     }).finally(() => recorder?.close());
@@ -79,20 +80,21 @@ export function createSessions(options: SessionOptions): Sessions {
 
   return {
     open(ws, target, info) {
-      const session = run(ws, target, info)
+      const stop = new AbortController();
+      const session = run(ws, target, info, stop.signal)
         .catch((error) => log.error(`#${info.id}: ${errorText(error)}`))
         .finally(() => {
           running.delete(session);
           options.onSessionEnd?.();
         });
-      running.add(session);
+      running.set(session, stop);
     },
     get size() {
       return running.size;
     },
     async shutdown() {
-      stop.abort();
-      await Promise.all(running);
+      for (const stop of running.values()) stop.abort();
+      await Promise.all(running.keys());
     },
   };
 }

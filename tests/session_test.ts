@@ -7,6 +7,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import process from "node:process";
 import { describe, test } from "node:test";
 import { createLogger } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
@@ -208,9 +209,12 @@ describe("addresses", () => {
 });
 
 describe("scale and logs", () => {
-  test("500 concurrent clients each get their own echo", async () => {
+  test("500 concurrent clients each get their own echo, without warnings", async () => {
     const echo = await startEchoServer();
     const proxy = await startProxy(`127.0.0.1:${echo.port}`);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
     try {
       const one = async (i: number) => {
         const ws = await openClient(proxy.addr.port, ["binary"]);
@@ -226,7 +230,9 @@ describe("scale and logs", () => {
       );
       assert.equal(proxy.sessions, 500);
       await Promise.all(clients.map((ws) => (ws.close(), closed(ws))));
+      assert.deepEqual(warnings, []);
     } finally {
+      process.off("warning", onWarning);
       await proxy.close();
       await echo.close();
     }
