@@ -23,15 +23,8 @@ import {
   type Workers,
 } from "./adapters/workers.ts";
 import { prepareWrap, type Wrap } from "./adapters/wrap.ts";
-import {
-  type CliOptions,
-  type CliRun,
-  type CliTls,
-  describeError,
-  HELP,
-  parseCliArgs,
-  USAGE,
-} from "./lib/cli.ts";
+import { type CliOptions, type CliRun, type CliTls, HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
+import { describeError } from "./lib/errors.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import {
   FACILITY_DAEMON,

@@ -124,27 +124,6 @@ export function isMissing(error: unknown): boolean {
   return ["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"].includes(code as string);
 }
 
-const FS_ERRORS: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  ENOTDIR: "not a directory",
-  EISDIR: "is a directory",
-};
-
-/**
- * A one-line reason for a file system error, the same on every runtime.
- *
- * @example
- * ```ts
- * fsErrorText(Object.assign(new Error("ENOENT: ..."), { code: "ENOENT" })); // "no such file or directory"
- * ```
- */
-export function fsErrorText(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && FS_ERRORS[code]) return FS_ERRORS[code];
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
-}
-
 /**
  * The plugin's source, or a {@link TypeError} naming what is expected.
  *

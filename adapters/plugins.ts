@@ -9,7 +9,7 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { AUTH_PLUGINS } from "../lib/auth.ts";
-import { ConfigError } from "../lib/errors.ts";
+import { ConfigError, errorText } from "../lib/errors.ts";
 import { SILENT_LOGGER } from "../lib/log.ts";
 import type {
   AuthPlugin,
@@ -56,8 +56,7 @@ async function factory<T>(
   try {
     mod = await import(pathToFileURL(path.resolve(file)).href);
   } catch (error) {
-    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new ConfigError(`Cannot load ${kind} plugin "${file}": ${why}`);
+    throw new ConfigError(`Cannot load ${kind} plugin "${file}": ${errorText(error)}`);
   }
   const found = mod[exportName];
   if (typeof found !== "function") {
@@ -76,8 +75,7 @@ async function create<T>(
     return await make(source, context);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`Cannot start plugin '${name}': ${why}`);
+    throw new ConfigError(`Cannot start plugin '${name}': ${errorText(error)}`);
   }
 }
 

@@ -8,7 +8,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
-import { ConfigError } from "../lib/errors.ts";
+import { ConfigError, errorText } from "../lib/errors.ts";
 
 /** Server TLS settings, file paths as given on the command line. */
 export interface TlsOptions {
@@ -61,7 +61,7 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
   try {
     tls.createSecureContext(secure);
   } catch (error) {
-    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${message(error)}`);
+    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${errorText(error)}`);
   }
   return secure;
 }
@@ -81,24 +81,20 @@ function checkKeyPair(options: TlsOptions, cert: Buffer, key: Buffer): void {
   try {
     privateKey = crypto.createPrivateKey({ key: pem, passphrase: options.passphrase });
   } catch (error) {
-    const why = /decrypt|passphrase|interrupted/i.test(message(error))
+    const why = /decrypt|passphrase|interrupted/i.test(errorText(error))
       ? "wrong or missing password"
-      : message(error);
+      : errorText(error);
     throw new TlsConfigError(`Cannot use key "${keyFile}": ${why}`);
   }
   let x509: crypto.X509Certificate;
   try {
     x509 = new crypto.X509Certificate(cert);
   } catch (error) {
-    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${message(error)}`);
+    throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${errorText(error)}`);
   }
   if (!x509.checkPrivateKey(privateKey)) {
     throw new TlsConfigError(`Cannot use certificate "${options.cert}": it does not match the key`);
   }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { describeError } from "../lib/errors.ts";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { TokenPlugin } from "../lib/plugins.ts";
@@ -13,7 +14,6 @@ import { parseHostPort } from "../lib/token_target.ts";
 import type { Target } from "../lib/types.ts";
 import {
   fileInside,
-  fsErrorText,
   reloading,
   requireDirectory,
   requireSource,
@@ -41,7 +41,7 @@ async function readTokenSource(source: string): Promise<Map<string, Target>> {
   try {
     texts = await Promise.all((await sourceFiles(source)).map((f) => fsp.readFile(f, "utf8")));
   } catch (error) {
-    throw new Error(`Cannot read "${source}": ${fsErrorText(error)}`);
+    throw new Error(`Cannot read "${source}": ${describeError(error)}`);
   }
   return parseTokenFiles(texts, source);
 }
@@ -52,7 +52,7 @@ async function sourceSignature(source: string): Promise<string> {
     const files = await sourceFiles(source);
     return (await Promise.all(files.map(async (f) => `${f}=${await statSignature(f)}`))).join("\n");
   } catch (error) {
-    throw new Error(`Cannot read "${source}": ${fsErrorText(error)}`);
+    throw new Error(`Cannot read "${source}": ${describeError(error)}`);
   }
 }
 

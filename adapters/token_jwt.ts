@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { describeError } from "../lib/errors.ts";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import fsp from "node:fs/promises";
 import { compactDecrypt, decodeProtectedHeader, type JWK, jwtVerify } from "jose";
@@ -12,7 +13,7 @@ import type { Logger } from "../lib/log.ts";
 import { AuthenticationError, type TokenPlugin } from "../lib/plugins.ts";
 import { decodeSymmetricKey } from "../lib/token_jwt.ts";
 import { targetFromObject } from "../lib/token_target.ts";
-import { fsErrorText, reloading, requireSource, statSignature } from "./_token_fs.ts";
+import { reloading, requireSource, statSignature } from "./_token_fs.ts";
 
 /** The key in both roles: `decrypt` is missing for a public key. */
 interface JwtKeys {
@@ -47,7 +48,7 @@ async function readKeys(file: string): Promise<JwtKeys> {
   try {
     text = await fsp.readFile(file, "utf8");
   } catch (error) {
-    throw new Error(`Cannot read "${file}": ${fsErrorText(error)}`);
+    throw new Error(`Cannot read "${file}": ${describeError(error)}`);
   }
   try {
     return keysFromText(text);
@@ -114,7 +115,7 @@ export async function jwtTokenApi(
   const keys = reloading({
     signature: () =>
       statSignature(file).catch((error) => {
-        throw new Error(`Cannot read "${file}": ${fsErrorText(error)}`);
+        throw new Error(`Cannot read "${file}": ${describeError(error)}`);
       }),
     load: () => readKeys(file),
     intervalMs: options.checkIntervalMs,

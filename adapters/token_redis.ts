@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { errorText } from "../lib/errors.ts";
 import type { TokenPlugin } from "../lib/plugins.ts";
 import { formatAddr } from "../lib/target.ts";
 import { parseRedisSource, parseRedisValue } from "../lib/token_redis.ts";
@@ -30,12 +31,6 @@ export const LOOKUP_TIMEOUT_MS = 1500;
 
 /** Reconnect back-off: 50 ms doubling to 1 s, so recovery takes at most ~1 s. */
 const backoff = (retries: number) => Math.min(50 * 2 ** retries, 1000);
-
-/** An error's message; Node's AggregateError (every address refused) has only a code. */
-function message(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.message || (error as { code?: string }).code || error.name;
-}
 
 /** Rejects with `why` unless `promise` settles within `ms`. */
 function deadline<T>(promise: Promise<T>, ms: number, why: string): Promise<T> {
@@ -85,12 +80,12 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
   const connected = client.connect().then(() => undefined, (error: unknown) => error);
   const failed = await deadline(connected, LOOKUP_TIMEOUT_MS, "").catch(() => undefined);
   starting = false;
-  if (failed) throw new Error(`${where} refused the connection: ${message(failed)}`);
+  if (failed) throw new Error(`${where} refused the connection: ${errorText(failed)}`);
 
   return {
     async lookup(token) {
       if (!client.isReady) {
-        throw new Error(`${where} is unavailable${lastError ? `: ${message(lastError)}` : ""}`);
+        throw new Error(`${where} is unavailable${lastError ? `: ${errorText(lastError)}` : ""}`);
       }
       const key = config.prefix + token;
       let value: string | null;
@@ -98,7 +93,7 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
         const get = client.get(key);
         value = await deadline(get, LOOKUP_TIMEOUT_MS, `no answer in ${LOOKUP_TIMEOUT_MS} ms`);
       } catch (error) {
-        throw new Error(`${where}: GET "${key}" failed: ${message(error)}`);
+        throw new Error(`${where}: GET "${key}" failed: ${errorText(error)}`);
       }
       return value === null ? undefined : parseRedisValue(value, key);
     },

@@ -16,7 +16,8 @@
  */
 import net from "node:net";
 import process from "node:process";
-import { describeError, type WrapMode } from "../lib/cli.ts";
+import type { WrapMode } from "../lib/cli.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Conn, Target } from "../lib/types.ts";
 import {

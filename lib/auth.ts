@@ -6,8 +6,13 @@
  */
 import type { Authenticate } from "./app.ts";
 import type { Logger } from "./log.ts";
-import { AuthenticationError, type AuthPlugin, isAuthenticationError } from "./plugins.ts";
-import type { AuthPluginFactory } from "./plugins.ts";
+import {
+  AuthenticationError,
+  type AuthPlugin,
+  type AuthPluginFactory,
+  isAuthenticationError,
+} from "./plugins.ts";
+import { errorText } from "./errors.ts";
 import { refuse } from "./refuse.ts";
 import { formatAddr } from "./target.ts";
 
@@ -149,7 +154,7 @@ export function createAuthenticate(plugin: AuthPlugin, log: Logger): Authenticat
         return refuse(error.status, error.message, error.headers);
       }
       log.warn(
-        `${client}: Authentication error: ${error instanceof Error ? error.message : error}`,
+        `${client}: Authentication error: ${errorText(error)}`,
       );
       return refuse(500, "Authentication error");
     }

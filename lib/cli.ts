@@ -474,27 +474,3 @@ function pluginArgs(values: Record<string, string | boolean | undefined>): {
     authPlugin: authName === undefined ? undefined : { name: authName, source: authSource },
   };
 }
-
-const ERROR_TEXT: Record<string, string> = {
-  EADDRINUSE: "address already in use",
-  EACCES: "permission denied",
-  EADDRNOTAVAIL: "address not available",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "host name lookup failed",
-};
-
-/**
- * A one-line description of a startup error, by its `code` where known
- * (the runtimes word the same code differently).
- *
- * @example
- * ```ts
- * describeError(Object.assign(new Error("x"), { code: "EADDRINUSE" }));
- * // "address already in use"
- * ```
- */
-export function describeError(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && ERROR_TEXT[code]) return ERROR_TEXT[code];
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
-}

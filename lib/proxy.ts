@@ -5,6 +5,7 @@
  * @module
  */
 import { bridge } from "./bridge.ts";
+import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { formatAddr, formatTarget } from "./target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "./types.ts";
@@ -109,9 +110,4 @@ function tapFor(
     traffic?.(from === "client" ? "}" : "{");
     recorder?.frame(from === "client", chunk);
   };
-}
-
-/** A one-line description of an error. */
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -8,6 +8,7 @@
 import type { ResolveTarget } from "./app.ts";
 import type { Logger } from "./log.ts";
 import { isAuthenticationError, type TokenPlugin } from "./plugins.ts";
+import { errorText } from "./errors.ts";
 import { refuse } from "./refuse.ts";
 import { formatAddr } from "./target.ts";
 
@@ -67,7 +68,7 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
         log.info(`${client}: Token '${token}' refused: ${error.logMessage}`);
         return refuse(error.status, error.message, error.headers);
       }
-      log.warn(`${client}: Token lookup failed: ${error instanceof Error ? error.message : error}`);
+      log.warn(`${client}: Token lookup failed: ${errorText(error)}`);
       return refuse(503, "Token lookup failed");
     }
     if (!target) {
