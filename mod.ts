@@ -55,7 +55,16 @@ export {
 } from "./lib/plugins.ts";
 export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/plugins.ts";
 export { AUTH_PLUGINS } from "./lib/auth.ts";
-export type { CloseInfo, Conn, ConnInfo, NetAddr, Target, WsConn } from "./lib/types.ts";
+export type {
+  ChunkReader,
+  ChunkWriter,
+  CloseInfo,
+  Conn,
+  ConnInfo,
+  NetAddr,
+  Target,
+  WsConn,
+} from "./lib/types.ts";
 
 /** Options for {@link websockify}. */
 export interface WebsockifyOptions {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Conn, Target } from "../lib/types.ts";
-import { HIGH_WATER_MARK } from "./limits.ts";
+import { READY, StreamViews } from "../lib/chunks.ts";
+import type { ChunkReader, ChunkWriter, Conn, Target } from "../lib/types.ts";
 import type { ConnectOptions } from "./node_conn.ts";
 
 // --- the slice of the Deno API in use (no Deno types needed for tsc) ---
@@ -32,78 +32,125 @@ interface DenoSlice {
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
 
+const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
+
 /** Wraps a connected Deno socket. Large reads are handed on without a copy. */
 function denoConn(conn: DenoConn): Conn {
-  let closed = false;
-  let cancelled = false;
-  let reading: Promise<unknown> = Promise.resolve();
+  return new DenoSocketConn(conn);
+}
+
+// Reads pull straight from the socket, so no queue and no Web Streams unless
+// someone asks for `readable` or `writable`.
+class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
+  implements Conn, ChunkReader<Uint8Array> {
+  readonly writer: DenoWriter;
+  #closed = false;
+  #cancelled = false;
+  #reading: Promise<unknown> = READY;
   // The read buffer grows with the flow and shrinks back: an idle session
   // pins a 4 KiB buffer in its pending read, not 64 KiB.
-  let size = MIN_READ;
-  let buf = new Uint8Array(size);
-  const close = () => {
-    if (closed) return;
-    closed = true;
+  #size = MIN_READ;
+  #buf = new Uint8Array(MIN_READ);
+
+  constructor(readonly conn: DenoConn) {
+    super();
+    this.writer = new DenoWriter(conn, () => this.close());
+  }
+
+  get reader(): ChunkReader<Uint8Array> {
+    return this;
+  }
+
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (this.#cancelled) return DONE;
+    let buf = this.#buf;
+    let n: number | null;
     try {
-      conn.close();
+      const pending = this.conn.read(buf);
+      this.#reading = pending.catch(() => null);
+      n = await pending;
+    } catch (error) {
+      // After a local close() the read fails: that is an end, as on node:net.
+      if (this.#cancelled || this.#closed) return DONE;
+      throw mapError(error);
+    }
+    if (this.#cancelled || n === null) return DONE;
+    const size = this.#size = n === buf.length
+      ? Math.min(this.#size * 2, MAX_READ)
+      : n < this.#size / 4
+      ? Math.max(this.#size / 2, MIN_READ)
+      : this.#size;
+    // A small read would pin the whole buffer while queued: copy it out and
+    // keep the buffer; a large one is handed on and replaced.
+    let value: Uint8Array;
+    if (n < buf.length / 4) {
+      value = buf.slice(0, n);
+      if (buf.length !== size) buf = new Uint8Array(size);
+    } else {
+      value = buf.subarray(0, n);
+      buf = new Uint8Array(size);
+    }
+    this.#buf = buf;
+    return { done: false, value };
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    // Keep reading and dropping: closing with unread data sends RST, which
+    // would discard bytes the target has still to receive from us.
+    await this.#reading;
+    const sink = new Uint8Array(MAX_READ);
+    (async () => {
+      while (!this.#closed && (await this.conn.read(sink)) !== null);
+    })().catch(() => {});
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
     } catch {
       // Already closed by the runtime.
     }
-  };
+  }
+}
 
-  const readable = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let n: number | null;
-      try {
-        const pending = conn.read(buf);
-        reading = pending.catch(() => null);
-        n = await pending;
-      } catch (error) {
-        // After a local close() the read fails: that is an end, as on node:net.
-        if (cancelled) return;
-        if (closed) controller.close();
-        else controller.error(mapError(error));
-        return;
-      }
-      if (cancelled) return;
-      if (n === null) return controller.close();
-      if (n === buf.length) size = Math.min(size * 2, MAX_READ);
-      else if (n < size / 4) size = Math.max(size / 2, MIN_READ);
-      // A small read would pin the whole buffer while queued: copy it out and
-      // keep the buffer; a large one is handed on and replaced.
-      if (n < buf.length / 4) {
-        controller.enqueue(buf.slice(0, n));
-        if (buf.length !== size) buf = new Uint8Array(size);
-      } else {
-        controller.enqueue(buf.subarray(0, n));
-        buf = new Uint8Array(size);
-      }
-    },
-    async cancel() {
-      cancelled = true;
-      // Keep reading and dropping: closing with unread data sends RST, which
-      // would discard bytes the target has still to receive from us.
-      await reading;
-      const sink = new Uint8Array(MAX_READ);
-      (async () => {
-        while (!closed && (await conn.read(sink)) !== null);
-      })().catch(() => {});
-    },
-  }, { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk.byteLength });
+class DenoWriter implements ChunkWriter<Uint8Array> {
+  ready: Promise<void> = READY;
 
-  const writable = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      try {
-        for (let off = 0; off < chunk.byteLength;) off += await conn.write(chunk.subarray(off));
-      } catch (error) {
-        throw mapError(error);
-      }
-    },
-    close: () => conn.closeWrite().catch((error) => Promise.reject(mapError(error))),
-    abort: close,
-  });
+  constructor(readonly conn: DenoConn, readonly onAbort: () => void) {}
 
-  return { readable, writable, close };
+  abort(): Promise<void> {
+    this.onAbort();
+    return READY;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    // One write in flight, as a WritableStream would keep it.
+    const written = this.ready.then(() => this.#write(chunk));
+    this.ready = written;
+    written.catch(() => {});
+    return written;
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    try {
+      for (let off = 0; off < chunk.byteLength;) off += await this.conn.write(chunk.subarray(off));
+    } catch (error) {
+      throw mapError(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.ready;
+    try {
+      await this.conn.closeWrite();
+    } catch (error) {
+      throw mapError(error);
+    }
+  }
 }
 
 /** Gives Deno errors the Node `code` (`ECONNREFUSED`, …) when they lack one. */

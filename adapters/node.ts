@@ -92,7 +92,7 @@ export async function listenNode(
   // (denoland/deno#35609). It only reads the flag.
   Object.defineProperty(httpServer, "listening", { get: () => true });
   httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySelf);
     const info = infos.get(socket)!;
     let accepted: { protocol: string; target: Target } | undefined;
     const accept = (protocol: string, target: Target) => (accepted = { protocol, target });
@@ -162,7 +162,7 @@ export async function listenNode(
       sockets.delete(sock);
       connections--;
     });
-    sock.on("error", () => sock.destroy());
+    sock.on("error", destroySelf);
     if (!("path" in options.at)) sock.setNoDelay(true);
     const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
     infos.set(sock, info);
@@ -266,4 +266,10 @@ async function writeResponse(socket: Duplex, res: Response): Promise<void> {
   });
   head += `Content-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`;
   socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
+}
+
+// A shared listener: a closure here would keep its request alive as long as
+// the socket (V8 shares one context among a function's closures).
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }

@@ -25,8 +25,16 @@ export function proxyCommand(name: ServerName): string[] {
   const bin = (tool: string) => path.join(ROOT, "node_modules", ".bin", tool);
   if (name === "deno") return [bin("deno"), "run", "-A", "cli.ts"];
   if (name === "bun") return [bin("bun"), "cli.ts"];
-  if (name === "node") return [process.execPath, "--import", "tsx", "cli.ts"];
+  // What `npx websockify` runs: the built JavaScript (see buildDist).
+  if (name === "node") return [process.execPath, "dist/cli.js"];
   return ["websockify"];
+}
+
+/** Builds `dist/` (what Node users run) so the Node proxy is the current code. */
+export function buildDist(): void {
+  const tsc = path.join(ROOT, "node_modules", ".bin", "tsc");
+  const result = spawnSync(tsc, ["-p", "tsconfig.build.json"], { cwd: ROOT, stdio: "inherit" });
+  if (result.status !== 0) throw new Error("building dist/ for the Node proxy failed");
 }
 
 /** True if `command` is on PATH. */

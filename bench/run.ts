@@ -17,7 +17,15 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Endpoint } from "./_client.ts";
-import { fdLimit, killAll, onPath, type ServerName, startProxy, startTarget } from "./_proc.ts";
+import {
+  buildDist,
+  fdLimit,
+  killAll,
+  onPath,
+  type ServerName,
+  startProxy,
+  startTarget,
+} from "./_proc.ts";
 import { type Row, serverTable, summaryTable } from "./_report.ts";
 import { environment } from "./_env.ts";
 import { type Config, measure } from "./_suite.ts";
@@ -102,6 +110,7 @@ async function main(): Promise<number> {
   }
   const { runtimes, config } = options;
   ensureFdLimit(config.conns + 1024);
+  if (runtimes.includes("node")) buildDist();
   const fds = Math.max(65536, 2 * config.conns + 1024);
   const servers: ServerName[] = [...runtimes];
   const python = onPath("websockify");

@@ -3,7 +3,8 @@
  *
  * Data flow: client messages are read from `ws.readable` and written to
  * `conn.writable` (client → target); target bytes are read from
- * `conn.readable` and written to `ws.writable` (target → client). Each side's
+ * `conn.readable` and written to `ws.writable` (target → client), or through
+ * their `reader` and `writer` where an adapter offers them. Each side's
  * readable pauses its socket while full and each writable settles only once
  * its socket has room, so a slow reader on either side holds the other side
  * back instead of growing memory. Close rules follow upstream websockify:
@@ -79,7 +80,7 @@ export async function bridge(
     conn = await connect();
   } catch (error) {
     fail(error, CLOSE_INTERNAL_ERROR, "Failed to connect to downstream server");
-    ws.readable.cancel().catch(noop);
+    (ws.reader ?? ws.readable).cancel().catch(noop);
     return { ...stats, close: await ws.closed };
   }
   stats.connected = true;
@@ -99,8 +100,8 @@ export async function bridge(
   if (signal?.aborted) onAbort();
 
   const clientToTarget = async () => {
-    const reader = ws.readable.getReader();
-    const writer = conn.writable.getWriter();
+    const reader = ws.reader ?? ws.readable.getReader();
+    const writer = conn.writer ?? conn.writable.getWriter();
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -136,8 +137,8 @@ export async function bridge(
   };
 
   const targetToClient = async () => {
-    const reader = conn.readable.getReader();
-    const writer = ws.writable.getWriter();
+    const reader = conn.reader ?? conn.readable.getReader();
+    const writer = ws.writer ?? ws.writable.getWriter();
     try {
       for (;;) {
         const { value, done } = await reader.read();

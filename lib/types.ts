@@ -24,15 +24,42 @@ export type Target =
   }
   | { readonly kind: "unix"; readonly path: string };
 
+/** The part of a `ReadableStreamDefaultReader` that the bridge uses. */
+export interface ChunkReader<T> {
+  /** The next chunk, or `done` once the source has ended. */
+  read(): Promise<ReadableStreamReadResult<T>>;
+  /** Stops reading; later reads return `done`. */
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** The part of a `WritableStreamDefaultWriter` that the bridge uses. */
+export interface ChunkWriter<T> {
+  /** Settles once there is room for another chunk; rejects if the sink failed. */
+  readonly ready: Promise<void>;
+  /** Queues a chunk; wait for `ready` before the next one. */
+  write(chunk: T): Promise<void>;
+  /** Flushes what is queued, then ends this direction (FIN). */
+  close(): Promise<void>;
+  /** Drops what is queued and the connection. */
+  abort(reason?: unknown): Promise<void>;
+}
+
 /**
  * A connected byte stream to a target. Closing `writable` sends FIN
  * (half-close); `close()` ends both directions at once.
+ *
+ * `reader` and `writer` are an optional fast path: when present, the bridge
+ * uses them instead of `readable` and `writable` (use one or the other).
  */
 export interface Conn {
   /** Bytes from the target; pauses the socket while full. */
   readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the target; settles once the socket has room. */
   readonly writable: WritableStream<Uint8Array>;
+  /** Reads `readable`'s bytes without a Web Stream. */
+  readonly reader?: ChunkReader<Uint8Array>;
+  /** Writes like `writable` without a Web Stream. */
+  readonly writer?: ChunkWriter<Uint8Array>;
   /** Ends both directions at once. */
   close(): void;
 }
@@ -50,12 +77,17 @@ export interface CloseInfo {
  *
  * `readable` pauses reading from the client while it is full; `writable`
  * settles once the bytes queued for the client are below a high-water mark.
+ * `reader` and `writer` are an optional fast path, as on {@link Conn}.
  */
 export interface WsConn {
   /** Binary messages as bytes, text messages as strings. */
   readonly readable: ReadableStream<Uint8Array | string>;
   /** Each chunk is sent as one binary message (text in base64 mode). */
   readonly writable: WritableStream<Uint8Array | string>;
+  /** Reads `readable`'s messages without a Web Stream. */
+  readonly reader?: ChunkReader<Uint8Array | string>;
+  /** Writes like `writable` without a Web Stream. */
+  readonly writer?: ChunkWriter<Uint8Array | string>;
   /** The negotiated subprotocol: `"binary"`, `"base64"` or `""`. */
   readonly protocol: string;
   /** Settles when the WebSocket is closed, whoever closed it. */
