@@ -66,7 +66,8 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-function track(
+/** Starts `cmd` with a raised open-files limit; killAll() ends it. */
+export function track(
   cmd: string[],
   fds: number,
   stdio: ("pipe" | "inherit" | "ignore" | number)[],
