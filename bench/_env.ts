@@ -42,6 +42,7 @@ export function environment(mib: number, conns: number, servers: ServerName[]): 
     const cmd = proxyCommand(s);
     if (s === "python") return `python websockify (${whereIs("websockify")})`;
     if (s === "node") return `node ${process.version}`;
+    if (s === "relay") return `relay (bare node:net pipe, node ${process.version})`;
     const v = version(cmd[0]!).replace(/ \(.*\)$/, "");
     return v.startsWith(s) ? v : `${s} ${v}`;
   });

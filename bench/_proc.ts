@@ -18,7 +18,7 @@ import { timeout } from "./_client.ts";
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 
 /** A proxy implementation under test. */
-export type ServerName = "deno" | "bun" | "node" | "python";
+export type ServerName = "deno" | "bun" | "node" | "relay" | "python";
 
 /** The command that runs a proxy, before its arguments. */
 export function proxyCommand(name: ServerName): string[] {
@@ -27,6 +27,7 @@ export function proxyCommand(name: ServerName): string[] {
   if (name === "bun") return [bin("bun"), "cli.ts"];
   // What `npx websockify` runs: the built JavaScript (see buildDist).
   if (name === "node") return [process.execPath, "dist/cli.js"];
+  if (name === "relay") return [process.execPath, "--import", "tsx", "bench/_relay.ts"];
   return ["websockify"];
 }
 

@@ -112,7 +112,8 @@ async function main(): Promise<number> {
   ensureFdLimit(config.conns + 1024);
   if (runtimes.includes("node")) buildDist();
   const fds = Math.max(65536, 2 * config.conns + 1024);
-  const servers: ServerName[] = [...runtimes];
+  // The bare TCP relay is the floor any proxy stands on: a second process and hop.
+  const servers: ServerName[] = [...runtimes, "relay"];
   const python = onPath("websockify");
   if (python) servers.push("python");
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-bench-"));
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
         );
       }
       try {
-        const via: Endpoint = { kind: "ws", port: proxy.port };
+        const via: Endpoint = { kind: name === "relay" ? "tcp" : "ws", port: proxy.port };
         const failures: string[] = [];
         const rows = await measure(proxy.pid, python, raw, via, cfg, failures);
         problems.push(...failures.map((f) => `${name}: ${f}`));
