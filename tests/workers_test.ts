@@ -34,6 +34,9 @@ describe("--workers", () => {
     const proc = spawnCli(["--workers=2", "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
     try {
       const port = await proc.port();
+      // Each worker prints the banner once it listens; one may start later.
+      const listening = () => (proc.stderr.match(/Listen on /g) ?? []).length;
+      await waitFor(() => listening() === 2, 10000, "both workers listening");
       for (let i = 0; i < 24; i++) {
         const ws = await openClient(port, ["binary"]);
         const got = receive(ws, 1);
