@@ -128,8 +128,9 @@ class DenoWriter implements ChunkWriter<Uint8Array> {
   }
 
   write(chunk: Uint8Array): Promise<void> {
-    // One write in flight, as a WritableStream would keep it.
-    const written = this.ready.then(() => this.#write(chunk));
+    // The caller waits for `ready` first, so one write is in flight; a
+    // failure sticks in `ready`, as on an errored WritableStream.
+    const written = this.#write(chunk);
     this.ready = written;
     written.catch(() => {});
     return written;

@@ -68,7 +68,7 @@ export interface Proc {
 }
 
 /** Starts `cmd` with a raised open-files limit; killAll() ends it. */
-export function track(
+function track(
   cmd: string[],
   fds: number,
   stdio: ("pipe" | "inherit" | "ignore" | number)[],
@@ -131,19 +131,30 @@ export async function startProxy(
 ): Promise<Proc & { port: number }> {
   // Upstream logs the port it was given, not the bound one: pick one for it.
   const listen = name === "python" ? `127.0.0.1:${await freePort()}` : "127.0.0.1:0";
+  return startCommand(proxyCommand(name), listen, targetPort, logFile, fds);
+}
+
+/**
+ * Starts `cmd LISTEN 127.0.0.1:TARGET`, logging to `logFile`, and resolves
+ * with the port from its `Listen on` banner.
+ */
+export async function startCommand(
+  cmd: string[],
+  listen: string,
+  targetPort: number,
+  logFile: string,
+  fds: number,
+): Promise<Proc & { port: number }> {
+  const name = cmd.join(" ");
   const log = fs.openSync(logFile, "w");
-  const proc = track([...proxyCommand(name), listen, `127.0.0.1:${targetPort}`], fds, [
-    "ignore",
-    log,
-    log,
-  ]);
+  const proc = track([...cmd, listen, `127.0.0.1:${targetPort}`], fds, ["ignore", log, log]);
   fs.closeSync(log);
   const end = Date.now() + 60_000;
   for (;;) {
     const match = /Listen on \S+:(\d+)/.exec(fs.readFileSync(logFile, "utf8"));
     if (match) return { ...proc, port: Number(match[1]) };
-    if (proc.child.exitCode !== null) throw new Error(`${name} proxy exited; see ${logFile}`);
-    if (Date.now() > end) throw new Error(`${name} proxy did not start in 60 s; see ${logFile}`);
+    if (proc.child.exitCode !== null) throw new Error(`${name} exited; see ${logFile}`);
+    if (Date.now() > end) throw new Error(`${name} did not start in 60 s; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

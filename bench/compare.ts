@@ -9,10 +9,13 @@
  *
  * @module
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { download, upload } from "./_measure.ts";
-import { killAll, startTarget, track } from "./_proc.ts";
+import { killAll, startCommand, startTarget } from "./_proc.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -26,29 +29,11 @@ if (positionals.length === 0 || !(bytes > 0) || !(reps > 0)) {
 }
 
 const target = await startTarget(65536);
+const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-compare-"));
 const ports: number[] = [];
-for (const command of positionals) {
-  const proc = track([...command.split(" "), "127.0.0.1:0", `127.0.0.1:${target.port}`], 65536, [
-    "ignore",
-    "pipe",
-    "pipe",
-  ]);
-  ports.push(
-    await new Promise<number>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error(`${command}: no banner in 30 s`)), 30_000);
-      const onData = (chunk: Buffer) => {
-        out += chunk;
-        const match = /Listen on \S+:(\d+)/.exec(out);
-        if (match) {
-          clearTimeout(timer);
-          resolve(Number(match[1]));
-        }
-      };
-      proc.child.stdout!.on("data", onData);
-      proc.child.stderr!.on("data", onData);
-    }),
-  );
+for (const [i, command] of positionals.entries()) {
+  const log = path.join(logDir, `${i}.log`);
+  ports.push((await startCommand(command.split(" "), "127.0.0.1:0", target.port, log, 65536)).port);
 }
 
 const results = positionals.map(() => ({ up: [] as number[], down: [] as number[] }));
@@ -66,4 +51,5 @@ for (const [i, command] of positionals.entries()) {
 }
 await target.stop();
 killAll();
+fs.rmSync(logDir, { recursive: true, force: true });
 process.exit(0);

@@ -16,6 +16,7 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { timeout } from "./_client.ts";
 import { buildDist, killAll, memKiB, type ServerName, startProxy } from "./_proc.ts";
 
 const { values } = parseArgs({
@@ -50,11 +51,12 @@ async function peakGrowth(pid: number, base: number, ms: number): Promise<number
   return peak - base;
 }
 
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    sleep(LIMIT_MS).then(() => Promise.reject(new Error(`${what}: timed out`))),
-  ]);
+/** Starts the proxy to the target on `port`, lets it settle, opens one client. */
+async function start(name: ServerName, port: number, dir: "down" | "up", logDir: string) {
+  const proxy = await startProxy(name, port, path.join(logDir, `${name}-${dir}.log`), 4096);
+  await sleep(300);
+  const base = memKiB(proxy.pid);
+  return { proxy, base, ws: new WebSocket(`ws://127.0.0.1:${proxy.port}/`, ["binary"]) };
 }
 
 /** Target floods, client stalls. */
@@ -69,11 +71,8 @@ async function down(name: ServerName, logDir: string) {
     sock.end();
   });
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = await startProxy(name, port, path.join(logDir, `${name}-down.log`), 4096);
+  const { proxy, base, ws } = await start(name, port, "down", logDir);
   try {
-    await sleep(300);
-    const base = memKiB(proxy.pid);
-    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/`, ["binary"]);
     let received = 0;
     const done = new Promise<void>((resolve, reject) => {
       ws.on("message", (data: Buffer) => {
@@ -88,7 +87,7 @@ async function down(name: ServerName, logDir: string) {
     const growth = await peakGrowth(proxy.pid, base, STALL_MS);
     const stalledAt = sent;
     ws.resume();
-    await within(done, "down");
+    await timeout(done, LIMIT_MS, () => "down: all bytes");
     ws.close();
     return { growth, stalledAt, received };
   } finally {
@@ -111,11 +110,8 @@ async function up(name: ServerName, logDir: string) {
     });
   });
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = await startProxy(name, port, path.join(logDir, `${name}-up.log`), 4096);
+  const { proxy, base, ws } = await start(name, port, "up", logDir);
   try {
-    await sleep(300);
-    const base = memKiB(proxy.pid);
-    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/`, ["binary"]);
     await new Promise((r) => ws.once("open", r));
     const block = Buffer.alloc(CHUNK, 0xa5);
     let sent = 0;
@@ -129,7 +125,7 @@ async function up(name: ServerName, logDir: string) {
     const growth = await peakGrowth(proxy.pid, base, STALL_MS);
     const stalledAt = sent;
     peer?.resume();
-    await within(Promise.all([sending, all]), "up");
+    await timeout(Promise.all([sending, all]), LIMIT_MS, () => "up: all bytes");
     ws.close();
     return { growth, stalledAt, received };
   } finally {

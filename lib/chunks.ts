@@ -20,7 +20,9 @@ export interface QueueSource {
 }
 
 const DONE: ReadableStreamReadResult<never> = { done: true, value: undefined };
-const RESOLVED = Promise.resolve();
+
+/** A promise that is already resolved, for writers with room. */
+export const READY: Promise<void> = Promise.resolve();
 
 /**
  * Chunks pushed by a socket, read one at a time. Pauses the socket while
@@ -114,7 +116,7 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
     this.#chunks.length = this.#head = this.#size = 0;
     this.#waiter?.(DONE);
     this.#waiter = null;
-    return RESOLVED;
+    return READY;
   }
 }
 
@@ -172,6 +174,3 @@ export abstract class StreamViews<R, W> {
     return this.#writable ??= writableFrom(this.writer);
   }
 }
-
-/** A promise that is already resolved, for writers with room. */
-export const READY: Promise<void> = RESOLVED;
