@@ -14,5 +14,8 @@ export const SEND_HIGH_WATER_MARK = 1024 * 1024;
 /** The largest client message accepted; larger ones close with 1009. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/** How long a client may take to answer our close frame before it is cut off. */
+export const CLOSE_TIMEOUT_MS = 5000;
+
 /** How long a new connection may take to send its first bytes. */
 export const FIRST_BYTE_TIMEOUT_MS = 3000;

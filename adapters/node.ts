@@ -13,15 +13,14 @@ import net from "node:net";
 import process from "node:process";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
-import { WebSocketServer } from "ws";
 import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../lib/sniff.ts";
 import { formatAddr } from "../lib/target.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
-import { FIRST_BYTE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "./limits.ts";
+import { FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
 import { createTlsServer, type TlsOptions } from "./tls.ts";
-import { wsConn } from "./ws_conn.ts";
+import { acceptWebSocket } from "./ws_conn.ts";
 
 /** Where to listen: a TCP address, a unix socket path, or an inherited fd. */
 export type ListenAt =
@@ -71,17 +70,9 @@ export async function listenNode(
   handlers: ServerHandlers,
 ): Promise<Listener> {
   const infos = new WeakMap<object, ConnInfo>();
-  const protocols = new WeakMap<http.IncomingMessage, string>();
   const sockets = new Set<net.Socket>();
   let nextId = 1;
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    perMessageDeflate: false,
-    maxPayload: MAX_MESSAGE_BYTES,
-    handleProtocols: (_offered, req) => protocols.get(req) || false,
-  });
   const httpServer = http.createServer(
     getRequestListener((req, env) =>
       handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
@@ -95,17 +86,19 @@ export async function listenNode(
     socket.on("error", destroySelf);
     const info = infos.get(socket)!;
     let accepted: { protocol: string; target: Target } | undefined;
-    const accept = (protocol: string, target: Target) => (accepted = { protocol, target });
+    // Another protocol (h2c, ...) is a plain request, as upstream has it.
+    const accept = req.headers.upgrade?.toLowerCase() === "websocket"
+      ? (protocol: string, target: Target) => (accepted = { protocol, target })
+      : undefined;
     Promise.resolve()
       .then(() => handlers.fetch(toRequest(req), { info, accept }))
       .then((res) => {
         if (!accepted) return writeResponse(socket, res);
+        if (!socket.readable || !socket.writable) return void socket.destroy();
         const { protocol, target } = accepted;
-        protocols.set(req, protocol);
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          sockets.delete(socket as net.Socket);
-          handlers.open(wsConn(ws, protocol), target, info);
-        });
+        sockets.delete(socket as net.Socket);
+        const key = req.headers["sec-websocket-key"]!;
+        handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
       })
       .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
   });

@@ -53,13 +53,19 @@ class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, Qu
   }
 }
 
-class SocketWriter implements ChunkWriter<Uint8Array> {
+/** Writes to a socket; `ready` waits for a drain once past the send mark. */
+export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   ready: Promise<void> = READY;
 
   constructor(readonly sock: net.Socket) {}
 
-  write(chunk: Uint8Array): Promise<void> {
-    this.sock.write(chunk);
+  write(chunk: T): Promise<void> {
+    this.sock.write(chunk as Uint8Array);
+    return this.afterWrite();
+  }
+
+  /** Makes `ready` wait for a drain if too much is queued. */
+  protected afterWrite(): Promise<void> {
     // Node's own mark is 16 KiB, below one 64 KiB message: waiting for every
     // drain would leave one chunk in flight. Wait only past ours.
     if (this.sock.writableLength > SEND_HIGH_WATER_MARK && this.ready === READY) {

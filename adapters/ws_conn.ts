@@ -1,110 +1,193 @@
 /**
- * A `ws` WebSocket as a {@link WsConn}. `ws` runs on the `node:http` stack of
- * all three runtimes, checks masking and framing, and can pause reading and
- * report queued bytes, which the runtimes' native servers cannot all do
- * (runtimes.md T2, T3).
+ * The server side of a WebSocket on a `node:net` or `node:tls` socket, on
+ * all three runtimes: the 101 answer, then frames through
+ * {@link FrameParser}. Binary payload goes to the bridge as views of the
+ * socket's own buffers, unmasked in place (`ws` joined every 64 KiB message
+ * that spanned two reads into a new buffer). Unmasked frames are refused,
+ * reading pauses when the bridge is full, and sends wait for the socket to
+ * drain, which the runtimes' native servers cannot all do (runtimes.md T2, T3).
  *
  * @module
  */
-import type { WebSocket } from "ws";
+import { createHash } from "node:crypto";
+import type net from "node:net";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../lib/chunks.ts";
-import type { ChunkWriter, CloseInfo, WsConn } from "../lib/types.ts";
-import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "./limits.ts";
+import {
+  closePayload,
+  type FrameHandler,
+  frameHead,
+  FrameParser,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+} from "../lib/frames.ts";
+import type { CloseInfo, WsConn } from "../lib/types.ts";
+import { CLOSE_TIMEOUT_MS, HIGH_WATER_MARK, MAX_MESSAGE_BYTES } from "./limits.ts";
+import { SocketWriter } from "./node_conn.ts";
+import { fastUnmask } from "./unmask.ts";
 
-const OPEN = 1;
-const decoder = new TextDecoder();
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const encoder = new TextEncoder();
+const xor = fastUnmask();
 
-/** Wraps an open `ws` socket whose subprotocol was chosen as `protocol`. */
-export function wsConn(ws: WebSocket, protocol: string): WsConn {
-  return new WsSocketConn(ws, protocol);
+/**
+ * Answers an approved upgrade with 101 and returns the WebSocket. `head` is
+ * what the client sent after the request head.
+ *
+ * @example
+ * ```ts
+ * server.on("upgrade", (req, socket, head) => {
+ *   const ws = acceptWebSocket(socket, req.headers["sec-websocket-key"]!, "binary", head);
+ * });
+ * ```
+ */
+export function acceptWebSocket(
+  sock: net.Socket,
+  key: string,
+  protocol: string,
+  head: Uint8Array,
+): WsConn {
+  const accept = createHash("sha1").update(key.trim() + GUID).digest("base64");
+  sock.setTimeout(0);
+  sock.setNoDelay(true);
+  sock.write(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${accept}\r\n` +
+      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : "") + "\r\n",
+  );
+  return new SocketWsConn(sock, protocol, head);
 }
 
 // A class, not an object literal with getters: see node_conn.ts.
-class WsSocketConn extends StreamViews<Uint8Array | string, Uint8Array | string>
-  implements WsConn, QueueSource {
+class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
+  implements WsConn, QueueSource, FrameHandler {
   readonly reader: ChunkQueue<Uint8Array | string> = new ChunkQueue(this, HIGH_WATER_MARK);
   readonly writer: WsWriter;
   readonly closed: Promise<CloseInfo>;
   onpong: (() => void) | null = null;
+  #parser: FrameParser = new FrameParser(this, MAX_MESSAGE_BYTES, xor);
+  /** The close frame the client sent, if any. */
+  #received: CloseInfo | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #onData = (chunk: Uint8Array) => this.#parser.push(chunk);
 
-  constructor(readonly ws: WebSocket, readonly protocol: string) {
+  constructor(readonly sock: net.Socket, readonly protocol: string, head: Uint8Array) {
     super();
-    const writer = this.writer = new WsWriter(ws);
-    ws.on("message", (data: Uint8Array, isBinary: boolean) => {
-      this.reader.push(isBinary ? data : decoder.decode(data));
-    });
+    this.writer = new WsWriter(sock, protocol === "base64");
     this.closed = new Promise<CloseInfo>((resolve) => {
-      ws.once("close", (code: number, reason: Uint8Array) => {
+      sock.once("close", () => {
+        clearTimeout(this.#timer);
         this.reader.end();
-        writer.wake?.();
-        resolve({ code, reason: decoder.decode(reason) });
+        resolve(this.#received ?? { code: 1006, reason: "" });
       });
     });
-    // Without a listener a bad frame would crash the process (runtimes.md T5);
-    // ws closes the connection itself with the right code.
-    ws.on("error", () => {});
-    ws.on("pong", () => this.onpong?.());
+    sock.on("data", this.#onData);
+    // The client went away without a close frame.
+    sock.on("end", () => {
+      this.reader.end();
+      sock.end();
+    });
+    sock.on("error", () => {}); // "close" follows
+    if (head.length > 0) this.#parser.push(head);
   }
 
+  // --- WsConn ---
+
   close(code?: number, reason?: string): void {
-    if (this.ws.readyState === OPEN) this.ws.close(code, reason);
+    if (this.writer.closing) return;
+    this.writer.closing = true;
+    this.writer.frame(OP_CLOSE, closePayload(code, reason));
+    if (this.#received) this.sock.end();
+    // A client that does not answer the close frame is cut off.
+    this.#timer = setTimeout(() => this.sock.destroy(), CLOSE_TIMEOUT_MS);
   }
 
   abort(): void {
-    this.ws.terminate();
+    this.sock.destroy();
   }
 
   ping(): void {
-    if (this.ws.readyState === OPEN) this.ws.ping();
+    if (!this.writer.closing) this.writer.frame(OP_PING, new Uint8Array(0));
   }
 
+  // --- QueueSource ---
+
   pause(): void {
-    this.ws.pause();
+    this.sock.pause();
   }
 
   resume(): void {
-    this.ws.resume();
+    this.sock.resume();
   }
 
   cancel(): void {
-    this.ws.resume();
+    this.sock.resume();
+  }
+
+  // --- FrameHandler ---
+
+  receiveData(bytes: Uint8Array): void {
+    this.reader.push(bytes);
+  }
+
+  receiveText(message: string): void {
+    this.reader.push(message);
+  }
+
+  receivePing(payload: Uint8Array): void {
+    if (!this.writer.closing) this.writer.frame(OP_PONG, payload);
+  }
+
+  receivePong(): void {
+    this.onpong?.();
+  }
+
+  receiveClose(code: number, reason: string): void {
+    this.#received = { code, reason };
+    this.reader.end();
+    this.sock.resume(); // read on to the client's FIN
+    // Echo the code and reason, as upstream; then close the TCP connection.
+    if (!this.writer.closing) this.close(code === 1005 ? undefined : code, reason);
+    else this.sock.end();
+  }
+
+  protocolError(code: number, reason: string): void {
+    this.reader.end();
+    this.sock.resume(); // drop what else comes
+    this.close(code, reason);
+    this.sock.end();
   }
 }
 
-class WsWriter implements ChunkWriter<Uint8Array | string> {
-  ready: Promise<void> = READY;
-  /** Ends the wait for room; called once the socket closes. */
-  wake: (() => void) | null = null;
+/** Sends each chunk as one binary (or, in base64 mode, text) message. */
+class WsWriter extends SocketWriter<Uint8Array | string> {
+  /** Set once a close frame has been sent: later data is dropped. */
+  closing = false;
 
-  constructor(readonly ws: WebSocket) {}
-
-  write(chunk: Uint8Array | string): Promise<void> {
-    const ws = this.ws;
-    // After the client has gone, target bytes have nowhere to go: drop them.
-    if (ws.readyState !== OPEN) return READY;
-    if (ws.bufferedAmount < SEND_HIGH_WATER_MARK) {
-      ws.send(chunk);
-      return READY;
-    }
-    this.ready = new Promise<void>((resolve) => {
-      const done = () => {
-        if (this.wake === done) {
-          this.wake = null;
-          this.ready = READY;
-        }
-        resolve();
-      };
-      this.wake = done;
-      ws.send(chunk, done);
-    });
-    return READY;
+  constructor(sock: net.Socket, readonly text: boolean) {
+    super(sock);
   }
 
-  close(): Promise<void> {
-    return this.ready;
+  override write(chunk: Uint8Array | string): Promise<void> {
+    if (this.closing) return READY;
+    const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    this.frame(this.text ? OP_TEXT : OP_BINARY, bytes);
+    return this.afterWrite();
   }
 
-  abort(): Promise<void> {
-    return READY;
+  /** Writes one frame: head and payload in one system call. */
+  frame(opcode: number, payload: Uint8Array): void {
+    const sock = this.sock;
+    if (!sock.writable) return;
+    sock.cork();
+    sock.write(frameHead(opcode, payload.length));
+    if (payload.length > 0) sock.write(payload);
+    sock.uncork();
+  }
+
+  override close(): Promise<void> {
+    return this.ready.catch(() => {});
   }
 }

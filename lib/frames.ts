@@ -1,0 +1,306 @@
+/**
+ * The server side of RFC 6455 framing, without I/O: a parser for client
+ * frames and the heads of server frames.
+ *
+ * A byte pump needs no message boundaries, so binary payload is streamed:
+ * each piece is unmasked in place in the socket's own buffer and handed on
+ * as a view of it, never copied or reassembled (a 64 KiB message spans two
+ * 64 KiB socket reads, and joining them cost a copy of every byte). Only
+ * text messages (the legacy base64 mode) and control frames are collected.
+ *
+ * @module
+ */
+
+/** Opcodes (RFC 6455 §5.2). */
+export const OP_CONTINUATION = 0x0;
+export const OP_TEXT = 0x1;
+export const OP_BINARY = 0x2;
+export const OP_CLOSE = 0x8;
+export const OP_PING = 0x9;
+export const OP_PONG = 0xa;
+
+/** What {@link FrameParser} reports, in the order the client sent it. */
+export interface FrameHandler {
+  /** Binary payload as it arrives: views of the pushed chunk, unmasked. */
+  receiveData(bytes: Uint8Array): void;
+  /** A whole text message, UTF-8 checked. */
+  receiveText(message: string): void;
+  /** A ping with its payload, to be answered with a pong. */
+  receivePing(payload: Uint8Array): void;
+  /** A pong. */
+  receivePong(): void;
+  /** A close frame; `code` is 1005 when it carried none. Parsing stops. */
+  receiveClose(code: number, reason: string): void;
+  /** A protocol violation: close with `code` and `reason`. Parsing stops. */
+  protocolError(code: number, reason: string): void;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const scratch = new Uint8Array(4);
+const scratch32 = new Int32Array(scratch.buffer);
+
+/** Unmasks `bytes` in place from mask byte `phase` on; see {@link unmask}. */
+export type Unmask = (bytes: Uint8Array, mask: Uint8Array, phase: number) => void;
+
+/**
+ * XORs `bytes` in place with the 4-byte `mask`, starting at mask byte
+ * `phase` (the count of payload bytes before these, modulo 4). Aligned words
+ * go four bytes at a time.
+ *
+ * @example
+ * ```ts
+ * const bytes = new Uint8Array([1, 2, 3]);
+ * unmask(bytes, new Uint8Array([1, 2, 3, 4]), 0); // bytes is now [0, 0, 0]
+ * ```
+ */
+export function unmask(bytes: Uint8Array, mask: Uint8Array, phase: number): void {
+  const n = bytes.length;
+  let i = 0;
+  const lead = Math.min(n, (4 - (bytes.byteOffset & 3)) & 3);
+  for (; i < lead; i++) bytes[i]! ^= mask[(phase + i) & 3]!;
+  const words = (n - i) >> 2;
+  if (words > 0) {
+    for (let k = 0; k < 4; k++) scratch[k] = mask[(phase + i + k) & 3]!;
+    const key = scratch32[0]!;
+    const view = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w]! ^= key;
+    i += words << 2;
+  }
+  for (; i < n; i++) bytes[i]! ^= mask[(phase + i) & 3]!;
+}
+
+/**
+ * The head of an unmasked server frame with FIN set.
+ *
+ * @example
+ * ```ts
+ * frameHead(OP_BINARY, 3); // Uint8Array [0x82, 3]
+ * ```
+ */
+export function frameHead(opcode: number, length: number): Uint8Array {
+  if (length < 126) return new Uint8Array([0x80 | opcode, length]);
+  if (length < 65536) return new Uint8Array([0x80 | opcode, 126, length >> 8, length & 0xff]);
+  const head = new Uint8Array(10);
+  head[0] = 0x80 | opcode;
+  head[1] = 127;
+  const view = new DataView(head.buffer);
+  view.setUint32(2, Math.floor(length / 2 ** 32));
+  view.setUint32(6, length >>> 0);
+  return head;
+}
+
+/**
+ * A close frame's payload: the code, then the reason as UTF-8 cut to fit a
+ * control frame. No code gives an empty payload.
+ *
+ * @example
+ * ```ts
+ * closePayload(1000, "bye"); // Uint8Array [0x03, 0xe8, 0x62, 0x79, 0x65]
+ * ```
+ */
+export function closePayload(code?: number, reason = ""): Uint8Array {
+  if (code === undefined) return new Uint8Array(0);
+  const out = new Uint8Array(125);
+  new DataView(out.buffer).setUint16(0, code);
+  const { written } = new TextEncoder().encodeInto(reason, out.subarray(2));
+  return out.subarray(0, 2 + written);
+}
+
+/** Close codes a client may send (RFC 6455 §7.4). */
+function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/**
+ * Parses client frames from socket chunks as they come, unmasking in place.
+ *
+ * @example
+ * ```ts
+ * const parser = new FrameParser({
+ *   receiveData: (bytes) => target.write(bytes),
+ *   receiveText: (message) => console.log(message),
+ *   receivePing: (payload) => sendPong(payload),
+ *   receivePong: () => {},
+ *   receiveClose: (code, reason) => echoClose(code, reason),
+ *   protocolError: (code, reason) => sendClose(code, reason),
+ * }, 4 * 1024 * 1024);
+ * socket.on("data", (chunk) => parser.push(chunk));
+ * ```
+ */
+export class FrameParser {
+  #head = new Uint8Array(14);
+  #headLength = 0;
+  #mask = new Uint8Array(4);
+  #phase = 0;
+  /** Payload bytes left in the current frame; -1 while reading a head. */
+  #remaining = -1;
+  #opcode = 0;
+  #fin = false;
+  /** The data opcode of the message in progress, 0 when none. */
+  #message = 0;
+  #messageBytes = 0;
+  /** Pieces of the text message in progress. */
+  #text: Uint8Array[] = [];
+  /** Pieces of the control frame in progress (it may come between fragments). */
+  #control: Uint8Array[] = [];
+  #stopped = false;
+
+  /** `xor` replaces the built-in {@link unmask}, e.g. with a native one. */
+  constructor(
+    readonly handler: FrameHandler,
+    readonly maxMessageBytes: number,
+    readonly xor: Unmask = unmask,
+  ) {}
+
+  /** Parses `chunk`, which it may change (unmasking) and keep views of. */
+  push(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length && !this.#stopped) {
+      if (this.#remaining < 0) {
+        i = this.#readHead(chunk, i);
+        continue;
+      }
+      const take = Math.min(this.#remaining, chunk.length - i);
+      const piece = chunk.subarray(i, i + take);
+      i += take;
+      this.xor(piece, this.#mask, this.#phase);
+      this.#phase = (this.#phase + take) & 3;
+      this.#remaining -= take;
+      if (this.#opcode === OP_BINARY) this.handler.receiveData(piece);
+      else (this.#opcode === OP_TEXT ? this.#text : this.#control).push(piece);
+      if (this.#remaining === 0) this.#endFrame();
+    }
+  }
+
+  /** Copies head bytes from `chunk` at `i`; returns where the payload starts. */
+  #readHead(chunk: Uint8Array, i: number): number {
+    const head = this.#head;
+    if (this.#headLength < 2) {
+      while (this.#headLength < 2 && i < chunk.length) head[this.#headLength++] = chunk[i++]!;
+      if (this.#headLength < 2 || !this.#checkStart()) return i;
+    }
+    const len7 = head[1]! & 0x7f;
+    const need = 6 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0);
+    while (this.#headLength < need && i < chunk.length) head[this.#headLength++] = chunk[i++]!;
+    if (this.#headLength < need) return i;
+    const view = new DataView(head.buffer);
+    let length = len7;
+    if (len7 === 126) length = view.getUint16(2);
+    else if (len7 === 127) length = view.getUint32(2) * 2 ** 32 + view.getUint32(6);
+    this.#mask.set(head.subarray(need - 4, need));
+    this.#headLength = 0;
+    this.#phase = 0;
+    if (this.#opcode >= OP_CLOSE) {
+      if (length > 125) return this.#fail(1002, "Protocol error: Control frame too long"), i;
+    } else {
+      this.#messageBytes += length;
+      if (this.#messageBytes > this.maxMessageBytes) {
+        return this.#fail(1009, "Message too big"), i;
+      }
+      // The message continues with this frame's data type.
+      this.#opcode = this.#message;
+    }
+    this.#remaining = length;
+    if (length === 0) this.#endFrame();
+    return i;
+  }
+
+  /** Checks the first two head bytes; false (after failing) when they break the rules. */
+  #checkStart(): boolean {
+    const [b0, b1] = this.#head as unknown as [number, number];
+    const opcode = b0 & 0x0f;
+    const fin = (b0 & 0x80) !== 0;
+    if (b0 & 0x70) return this.#fail(1002, "Protocol error: Reserved bits set");
+    if (!(b1 & 0x80)) return this.#fail(1002, "Procotol error: Frame not masked");
+    if (opcode >= OP_CLOSE) {
+      if (opcode > OP_PONG) {
+        return this.#fail(1002, `Protocol error: Unknown opcode ${hex(opcode)}`);
+      }
+      if (!fin) return this.#fail(1002, "Protocol error: Fragmented control frame");
+    } else if (opcode === OP_CONTINUATION) {
+      if (!this.#message) return this.#fail(1002, "Procotol error: Unexpected continuation frame");
+    } else if (opcode > OP_BINARY) {
+      return this.#fail(1002, `Protocol error: Unknown opcode ${hex(opcode)}`);
+    } else if (this.#message) {
+      return this.#fail(1002, "Procotol error: Unexpected new frame");
+    } else {
+      this.#message = opcode;
+      this.#messageBytes = 0;
+    }
+    this.#opcode = opcode;
+    this.#fin = fin;
+    return true;
+  }
+
+  #endFrame(): void {
+    this.#remaining = -1;
+    const opcode = this.#opcode;
+    if (opcode < OP_CLOSE) {
+      if (!this.#fin) return;
+      this.#message = 0;
+      if (opcode === OP_TEXT) this.#endText();
+      return;
+    }
+    const payload = join(this.#control);
+    this.#control = [];
+    if (opcode === OP_PING) this.handler.receivePing(payload);
+    else if (opcode === OP_PONG) this.handler.receivePong();
+    else this.#endClose(payload);
+  }
+
+  #endText(): void {
+    let message: string;
+    try {
+      message = utf8.decode(join(this.#text));
+    } catch {
+      this.#fail(1007, "Invalid UTF-8 in text frame");
+      return;
+    }
+    this.#text = [];
+    this.handler.receiveText(message);
+  }
+
+  #endClose(payload: Uint8Array): void {
+    if (payload.length === 0) return this.#stop(() => this.handler.receiveClose(1005, ""));
+    const code = payload.length >= 2 ? (payload[0]! << 8) | payload[1]! : 0;
+    if (!validCloseCode(code)) return void this.#fail(1002, "Protocol error: Invalid close code");
+    let reason: string;
+    try {
+      reason = utf8.decode(payload.subarray(2));
+    } catch {
+      return void this.#fail(1002, "Procotol error: Invalid UTF-8 in close");
+    }
+    this.#stop(() => this.handler.receiveClose(code, reason));
+  }
+
+  #fail(code: number, reason: string): false {
+    this.#stop(() => this.handler.protocolError(code, reason));
+    return false;
+  }
+
+  #stop(report: () => void): void {
+    this.#stopped = true;
+    this.#text = [];
+    this.#control = [];
+    report();
+  }
+}
+
+/** Joins pieces into one array (no copy for one piece). */
+function join(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  let size = 0;
+  for (const piece of pieces) size += piece.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+function hex(opcode: number): string {
+  return `0x${opcode.toString(16).padStart(2, "0")}`;
+}

@@ -1,0 +1,191 @@
+/**
+ * The client frame parser and server frame heads (`lib/frames.ts`): the same
+ * events whatever the chunking, unmasking at every alignment and phase, and
+ * the close code for each protocol violation.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { fastUnmask } from "../adapters/unmask.ts";
+import { closePayload, type FrameHandler, frameHead, FrameParser, unmask } from "../lib/frames.ts";
+import { encodeFrame } from "./_frames.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const MAX = 1 << 20;
+
+/** Records what the parser reports; binary pieces are joined. */
+function recorder() {
+  const events: (string | number[])[] = [];
+  let binary: number[] = [];
+  const flush = () => {
+    if (binary.length) events.push(binary);
+    binary = [];
+  };
+  const handler: FrameHandler = {
+    receiveData: (bytes) => void binary.push(...bytes),
+    receiveText: (message) => (flush(), void events.push(`text:${message}`)),
+    receivePing: (
+      payload,
+    ) => (flush(), void events.push(`ping:${new TextDecoder().decode(payload)}`)),
+    receivePong: () => (flush(), void events.push("pong")),
+    receiveClose: (code, reason) => (flush(), void events.push(`close:${code}:${reason}`)),
+    protocolError: (code, reason) => (flush(), void events.push(`error:${code}:${reason}`)),
+  };
+  return { handler, events: () => (flush(), events) };
+}
+
+/** Parses `wire` pushed in chunks of `size` bytes (copies: the parser unmasks in place). */
+function parse(wire: Uint8Array, size = wire.length, max = MAX) {
+  const { handler, events } = recorder();
+  const parser = new FrameParser(handler, max);
+  for (let i = 0; i < wire.length; i += size) parser.push(wire.slice(i, i + size));
+  return events();
+}
+
+const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+const pattern = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
+
+describe("unmask()", () => {
+  test("unmask() matches a byte loop at every alignment, phase and short length", () => {
+    const mask = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
+    const fast = fastUnmask();
+    for (const fn of [unmask, fast]) {
+      for (const length of [0, 1, 3, 4, 5, 17, 255, 256, 1000, 70_001]) {
+        for (let offset = 0; offset < 4; offset++) {
+          for (let phase = 0; phase < 4; phase++) {
+            const data = pattern(length + offset).subarray(offset);
+            const expected = data.map((b, i) => b ^ mask[(phase + i) & 3]!);
+            fn(data, mask, phase);
+            assert.deepEqual(data, expected, `length ${length} offset ${offset} phase ${phase}`);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe("FrameParser", () => {
+  const wire = concat(
+    encodeFrame(0x2, pattern(70_000)),
+    encodeFrame(0x9, enc("are you there")),
+    encodeFrame(0x2, enc("frag"), { fin: false }),
+    encodeFrame(0x9, enc("in between")),
+    encodeFrame(0x0, enc("men"), { fin: false }),
+    encodeFrame(0x0, enc("ted"), { fin: true }),
+    encodeFrame(0x1, enc("héllo "), { fin: false }),
+    encodeFrame(0xa, new Uint8Array(0)),
+    encodeFrame(0x0, enc("wörld")),
+    encodeFrame(0x2, new Uint8Array(0)),
+    encodeFrame(0x8, closePayload(1000, "bye")),
+    encodeFrame(0x2, enc("after close is ignored")),
+  );
+  const expected = [
+    [...pattern(70_000)],
+    "ping:are you there",
+    [...enc("frag")],
+    "ping:in between",
+    [...enc("mented")],
+    "pong",
+    "text:héllo wörld",
+    "close:1000:bye",
+  ];
+
+  for (const size of [1, 2, 3, 5, 13, 126, 4096, 65_536, wire.length]) {
+    test(`FrameParser reports the same events for chunks of ${size} bytes`, () => {
+      assert.deepEqual(parse(wire, size), expected);
+    });
+  }
+
+  test("FrameParser hands binary payload on as views of the pushed chunk", () => {
+    const chunk = encodeFrame(0x2, pattern(1000));
+    const pieces: Uint8Array[] = [];
+    const { handler } = recorder();
+    new FrameParser({ ...handler, receiveData: (b) => void pieces.push(b) }, MAX).push(chunk);
+    assert.equal(pieces.length, 1);
+    assert.equal(pieces[0]!.buffer, chunk.buffer);
+    assert.deepEqual(new Uint8Array(pieces[0]!), pattern(1000));
+  });
+
+  test("FrameParser reports an empty close as 1005", () => {
+    assert.deepEqual(parse(encodeFrame(0x8, new Uint8Array(0))), ["close:1005:"]);
+  });
+
+  const violations: [string, Uint8Array, number, number?][] = [
+    ["an unmasked frame", encodeFrame(0x2, enc("x"), { mask: false }), 1002],
+    [
+      "reserved bits",
+      (() => {
+        const f = encodeFrame(0x2, enc("x"));
+        f[0]! |= 0x40;
+        return f;
+      })(),
+      1002,
+    ],
+    ["a continuation without a start", encodeFrame(0x0, enc("x")), 1002],
+    [
+      "a new message inside a fragmented one",
+      concat(encodeFrame(0x2, enc("a"), { fin: false }), encodeFrame(0x2, enc("b"))),
+      1002,
+    ],
+    ["a fragmented ping", encodeFrame(0x9, enc("x"), { fin: false }), 1002],
+    ["a control frame over 125 bytes", encodeFrame(0x9, new Uint8Array(126)), 1002],
+    ["an unknown opcode", encodeFrame(0x3, enc("x")), 1002],
+    [
+      "a frame over the limit (head only)",
+      encodeFrame(0x2, new Uint8Array(200)).subarray(0, 8),
+      1009,
+      100,
+    ],
+    [
+      "a fragmented message over the limit",
+      concat(
+        encodeFrame(0x2, new Uint8Array(60), { fin: false }),
+        encodeFrame(0x0, new Uint8Array(60)),
+      ),
+      1009,
+      100,
+    ],
+    ["a text message that is not UTF-8", encodeFrame(0x1, new Uint8Array([0xc3, 0x28])), 1007],
+    ["a close code that may not be sent", encodeFrame(0x8, closePayload(1006)), 1002],
+    ["a one-byte close payload", encodeFrame(0x8, new Uint8Array([3])), 1002],
+    [
+      "a close reason that is not UTF-8",
+      encodeFrame(0x8, new Uint8Array([0x03, 0xe8, 0xff])),
+      1002,
+    ],
+  ];
+  for (const [what, bytes, code, max] of violations) {
+    test(`FrameParser fails ${what} with ${code} and stops`, () => {
+      const events = parse(concat(bytes, encodeFrame(0x2, enc("later"))), 1, max);
+      // Earlier fragments of a binary message have been passed on already.
+      const last = events.at(-1);
+      assert.match(String(last), new RegExp(`^error:${code}:`), JSON.stringify(events));
+      assert.ok(events.slice(0, -1).every((e) => Array.isArray(e)), "only data before the error");
+      assert.ok(!events.some((e) => Array.isArray(e) && String.fromCharCode(...e) === "later"));
+    });
+  }
+});
+
+describe("frameHead() and closePayload()", () => {
+  for (const length of [0, 125, 126, 65_535, 65_536, 2 ** 32 + 5]) {
+    test(`frameHead() encodes a length of ${length}`, () => {
+      const head = frameHead(0x2, length);
+      assert.equal(head[0], 0x82);
+      const len7 = head[1]! & 0x7f;
+      const view = new DataView(head.buffer);
+      const decoded = len7 === 126
+        ? view.getUint16(2)
+        : len7 === 127
+        ? Number(view.getBigUint64(2))
+        : len7;
+      assert.equal(decoded, length);
+      assert.equal(head.length, length < 126 ? 2 : length < 65_536 ? 4 : 10);
+    });
+  }
+
+  test("closePayload() cuts a long reason to fit a control frame", () => {
+    const payload = closePayload(1011, "x".repeat(300));
+    assert.equal(payload.length, 125);
+    assert.equal((payload[0]! << 8) | payload[1]!, 1011);
+    assert.deepEqual(closePayload(), new Uint8Array(0));
+  });
+});
