@@ -50,8 +50,7 @@ export function acceptWebSocket(
   head: Uint8Array,
 ): WsConn {
   const accept = createHash("sha1").update(key.trim() + GUID).digest("base64");
-  sock.setTimeout(0);
-  sock.setNoDelay(true);
+  sock.setTimeout(0); // no-delay was set on accept (not for unix listeners)
   sock.write(
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       `Sec-WebSocket-Accept: ${accept}\r\n` +
@@ -87,7 +86,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     // The client went away without a close frame.
     sock.on("end", () => {
       this.reader.end();
-      sock.end();
+      // Ending twice builds an error object; we may have ended after a close.
+      if (!sock.writableEnded) sock.end();
     });
     sock.on("error", () => {}); // "close" follows
     if (head.length > 0) this.#parser.push(head);
@@ -99,7 +99,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     if (this.writer.closing) return;
     this.writer.closing = true;
     this.writer.frame(OP_CLOSE, closePayload(code, reason));
-    if (this.#received) this.sock.end();
+    if (this.#received && !this.sock.writableEnded) this.sock.end();
     // A client that does not answer the close frame is cut off.
     this.#timer = setTimeout(() => this.sock.destroy(), CLOSE_TIMEOUT_MS);
   }
@@ -150,14 +150,14 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     this.sock.resume(); // read on to the client's FIN
     // Echo the code and reason, as upstream; then close the TCP connection.
     if (!this.writer.closing) this.close(code === 1005 ? undefined : code, reason);
-    else this.sock.end();
+    else if (!this.sock.writableEnded) this.sock.end();
   }
 
   protocolError(code: number, reason: string): void {
     this.reader.end();
     this.sock.resume(); // drop what else comes
     this.close(code, reason);
-    this.sock.end();
+    if (!this.sock.writableEnded) this.sock.end();
   }
 }
 
