@@ -12,6 +12,7 @@ import process from "node:process";
 import { resolveHost } from "./adapters/node.ts";
 import { daemonize, daemonReady, isDaemonChild, writePidFile } from "./adapters/daemon.ts";
 import { type LogFile, openLogFile } from "./adapters/log_file.ts";
+import { keepFreedHeap } from "./adapters/malloc.ts";
 import { createSyslogSink } from "./adapters/syslog.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
 import {
@@ -321,4 +322,5 @@ function describeListen(options: CliRun): string {
   });
 }
 
+keepFreedHeap();
 main(process.argv.slice(2)).catch((error) => fail(describeError(error), 1));

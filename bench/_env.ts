@@ -52,7 +52,10 @@ export function environment(mib: number, conns: number, servers: ServerName[]): 
     ` Linux ${os.release()}`,
     `- Proxies: ${versions.join(", ")}`,
     `- Client and target: Node ${process.version}, ws ${ws.version}` +
-    `, bufferutil ${hasBufferutil() ? "yes" : "no"}`,
+    `, bufferutil ${
+      hasBufferutil() ? "yes" : "no"
+    }, \`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}\`` +
+    " (proxies run without it)",
     `- Sizes: ${mib} MiB per direction in 64 KiB messages; ${conns} concurrent connections`,
     `- Load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}` +
     " (other processes add noise to the absolute numbers)",

@@ -31,6 +31,33 @@ export function proxyCommand(name: ServerName): string[] {
   return ["websockify"];
 }
 
+/**
+ * glibc settings for the client (this process) and the target, not for the
+ * proxies: glibc returns freed heap to the kernel past 128 KiB by default,
+ * and Node processes that churn 64 KiB socket buffers then page-fault every
+ * page they read, which made the same client and target swing 3x between
+ * runs. Proxies run with the environment users have.
+ */
+const STEADY = "glibc.malloc.trim_threshold=268435456";
+
+/** Re-runs this script with the steady glibc settings unless it has them. */
+export function steadyHarness(): void {
+  if (process.env.GLIBC_TUNABLES === STEADY) return;
+  const args = [...process.execArgv, ...process.argv.slice(1)];
+  const result = spawnSync(process.execPath, args, {
+    stdio: "inherit",
+    env: { ...process.env, GLIBC_TUNABLES: STEADY },
+  });
+  process.exit(result.status ?? 1);
+}
+
+/** The environment for a proxy: the user's, without the harness settings. */
+function proxyEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (env.GLIBC_TUNABLES === STEADY) delete env.GLIBC_TUNABLES;
+  return env;
+}
+
 /** Builds `dist/` (what Node users run) so the Node proxy is the current code. */
 export function buildDist(): void {
   const tsc = path.join(ROOT, "node_modules", ".bin", "tsc");
@@ -72,13 +99,14 @@ function track(
   cmd: string[],
   fds: number,
   stdio: ("pipe" | "inherit" | "ignore" | number)[],
+  env: NodeJS.ProcessEnv = process.env,
 ): Proc & {
   child: ChildProcess;
 } {
   // Raise the soft limit to `fds` (the hard one too if allowed), else to the hard limit.
   const script = `ulimit -Sn ${fds} 2>/dev/null || ulimit -n ${fds} 2>/dev/null ||` +
     ` ulimit -Sn "$(ulimit -Hn)"; exec "$@"`;
-  const child = spawn("sh", ["-c", script, "sh", ...cmd], { cwd: ROOT, stdio });
+  const child = spawn("sh", ["-c", script, "sh", ...cmd], { cwd: ROOT, stdio, env });
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.once("exit", () => children.delete(child));
@@ -147,7 +175,12 @@ export async function startCommand(
 ): Promise<Proc & { port: number }> {
   const name = cmd.join(" ");
   const log = fs.openSync(logFile, "w");
-  const proc = track([...cmd, listen, `127.0.0.1:${targetPort}`], fds, ["ignore", log, log]);
+  const proc = track(
+    [...cmd, listen, `127.0.0.1:${targetPort}`],
+    fds,
+    ["ignore", log, log],
+    proxyEnv(),
+  );
   fs.closeSync(log);
   const end = Date.now() + 60_000;
   for (;;) {

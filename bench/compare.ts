@@ -15,8 +15,9 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { download, upload } from "./_measure.ts";
-import { killAll, startCommand, startTarget } from "./_proc.ts";
+import { killAll, startCommand, startTarget, steadyHarness } from "./_proc.ts";
 
+steadyHarness();
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { mib: { type: "string", default: "256" }, reps: { type: "string", default: "5" } },

@@ -25,6 +25,7 @@ import {
   type ServerName,
   startProxy,
   startTarget,
+  steadyHarness,
 } from "./_proc.ts";
 import { type Row, serverTable, summaryTable } from "./_report.ts";
 import { environment } from "./_env.ts";
@@ -109,6 +110,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const { runtimes, config } = options;
+  steadyHarness();
   ensureFdLimit(config.conns + 1024);
   if (runtimes.includes("node")) buildDist();
   const fds = Math.max(65536, 2 * config.conns + 1024);

@@ -17,8 +17,9 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { timeout } from "./_client.ts";
-import { buildDist, killAll, memKiB, type ServerName, startProxy } from "./_proc.ts";
+import { buildDist, killAll, memKiB, type ServerName, startProxy, steadyHarness } from "./_proc.ts";
 
+steadyHarness();
 const { values } = parseArgs({
   options: {
     runtime: { type: "string", default: "deno,bun,node" },
