@@ -1,7 +1,7 @@
 /**
  * A stalled reader on one side while the other side floods: how much the
  * proxy's RSS grows during the stall, and whether every byte arrives once
- * the reader reads again. Down: the target writes `--mib` MiB while the
+ * the reader reads again, after a warm-up connection has echoed 16 MiB. Down: the target writes `--mib` MiB while the
  * WebSocket client has paused reading. Up: the client sends `--mib` MiB while
  * the target has paused reading. Each stall lasts `--stall` ms.
  *
@@ -31,15 +31,44 @@ const BYTES = Number(values.mib) * 1024 * 1024;
 const STALL_MS = Number(values.stall);
 const CHUNK = 64 * 1024;
 const LIMIT_MS = 120_000;
+const WARMUP = 16 * 1024 * 1024;
 const runtimes = values.runtime.split(",") as ServerName[];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A target that runs `onConn` for its one connection. */
+/** A target that echoes its first connection (the warm-up) and runs `onConn` for the next. */
 async function target(onConn: (sock: net.Socket) => void): Promise<net.Server> {
-  const server = net.createServer(onConn);
+  let first = true;
+  const server = net.createServer((sock) => {
+    if (!first) return onConn(sock);
+    first = false;
+    sock.on("error", () => {});
+    sock.pipe(sock);
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return server;
+}
+
+/**
+ * Echoes `WARMUP` bytes through a first connection, so that what is measured
+ * is the stalled connection, not the JIT and heap a fresh process grows on
+ * its first one (a long-running proxy has those already).
+ */
+async function warmUp(port: number): Promise<void> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ["binary"]);
+  await new Promise((r, j) => ws.once("open", r).once("error", j));
+  let echoed = 0;
+  const back = new Promise<void>((resolve) =>
+    ws.on("message", (d: Buffer) => (echoed += d.byteLength) >= WARMUP && resolve())
+  );
+  const block = Buffer.alloc(CHUNK, 1);
+  for (let sent = 0; sent < WARMUP; sent += CHUNK) {
+    while (ws.bufferedAmount > 1024 * 1024) await sleep(1);
+    ws.send(block);
+  }
+  await timeout(back, LIMIT_MS, () => "warm-up echo");
+  ws.close();
+  await new Promise((r) => ws.once("close", r));
 }
 
 /** Peak RSS growth over `base` while `ms` pass, sampled every 20 ms. */
@@ -55,6 +84,7 @@ async function peakGrowth(pid: number, base: number, ms: number): Promise<number
 /** Starts the proxy to the target on `port`, lets it settle, opens one client. */
 async function start(name: ServerName, port: number, dir: "down" | "up", logDir: string) {
   const proxy = await startProxy(name, port, path.join(logDir, `${name}-${dir}.log`), 4096);
+  await warmUp(proxy.port);
   await sleep(300);
   const base = memKiB(proxy.pid);
   return { proxy, base, ws: new WebSocket(`ws://127.0.0.1:${proxy.port}/`, ["binary"]) };
