@@ -37,6 +37,8 @@ export interface FrameHandler {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const scratch = new Uint8Array(4);
+/** The current frame's mask key as bytes, filled before each unmask (parsers take turns). */
+const MASK = new Uint8Array(4);
 const scratch32 = new Int32Array(scratch.buffer);
 
 /** Unmasks `bytes` in place from mask byte `phase` on; see {@link unmask}. */
@@ -129,9 +131,11 @@ function validCloseCode(code: number): boolean {
  * ```
  */
 export class FrameParser {
-  #head = new Uint8Array(14);
+  /** A head that spans chunks, gathered here; most heads are read in place. */
+  #partial: Uint8Array | null = null;
   #headLength = 0;
-  #mask = new Uint8Array(4);
+  /** The mask key's four bytes, big-endian. */
+  #mask = 0;
   #phase = 0;
   /** Payload bytes left in the current frame; -1 while reading a head. */
   #remaining = -1;
@@ -141,9 +145,9 @@ export class FrameParser {
   #message = 0;
   #messageBytes = 0;
   /** Pieces of the text message in progress. */
-  #text: Uint8Array[] = [];
+  #text: Uint8Array[] | null = null;
   /** Pieces of the control frame in progress (it may come between fragments). */
-  #control: Uint8Array[] = [];
+  #control: Uint8Array[] | null = null;
   #stopped = false;
 
   /** `xor` replaces the built-in {@link unmask}, e.g. with a native one. */
@@ -164,51 +168,73 @@ export class FrameParser {
       const take = Math.min(this.#remaining, chunk.length - i);
       const piece = chunk.subarray(i, i + take);
       i += take;
-      this.xor(piece, this.#mask, this.#phase);
+      const mask = this.#mask;
+      MASK[0] = mask >>> 24;
+      MASK[1] = mask >>> 16;
+      MASK[2] = mask >>> 8;
+      MASK[3] = mask;
+      this.xor(piece, MASK, this.#phase);
       this.#phase = (this.#phase + take) & 3;
       this.#remaining -= take;
       if (this.#opcode === OP_BINARY) this.handler.receiveData(piece);
-      else (this.#opcode === OP_TEXT ? this.#text : this.#control).push(piece);
+      else if (this.#opcode === OP_TEXT) (this.#text ??= []).push(piece);
+      else (this.#control ??= []).push(piece);
       if (this.#remaining === 0) this.#endFrame();
     }
   }
 
-  /** Copies head bytes from `chunk` at `i`; returns where the payload starts. */
+  /** Reads a frame head from `chunk` at `i`; returns where the payload starts. */
   #readHead(chunk: Uint8Array, i: number): number {
-    const head = this.#head;
+    const left = chunk.length - i;
+    if (this.#headLength === 0 && left >= 2) {
+      if (!this.#checkStart(chunk[i]!, chunk[i + 1]!)) return chunk.length;
+      const need = headSize(chunk[i + 1]!);
+      if (left >= need) {
+        this.#startFrame(chunk, i, need);
+        return i + need;
+      }
+      (this.#partial ??= new Uint8Array(14)).set(chunk.subarray(i));
+      this.#headLength = left;
+      return chunk.length;
+    }
+    const head = (this.#partial ??= new Uint8Array(14));
     if (this.#headLength < 2) {
       while (this.#headLength < 2 && i < chunk.length) head[this.#headLength++] = chunk[i++]!;
-      if (this.#headLength < 2 || !this.#checkStart()) return i;
+      if (this.#headLength < 2) return i;
+      if (!this.#checkStart(head[0]!, head[1]!)) return chunk.length;
     }
-    const len7 = head[1]! & 0x7f;
-    const need = 6 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0);
+    const need = headSize(head[1]!);
     while (this.#headLength < need && i < chunk.length) head[this.#headLength++] = chunk[i++]!;
     if (this.#headLength < need) return i;
-    const view = new DataView(head.buffer);
-    let length = len7;
-    if (len7 === 126) length = view.getUint16(2);
-    else if (len7 === 127) length = view.getUint32(2) * 2 ** 32 + view.getUint32(6);
-    this.#mask.set(head.subarray(need - 4, need));
     this.#headLength = 0;
+    this.#startFrame(head, 0, need);
+    return i;
+  }
+
+  /** Takes the length and mask key from a whole head of `size` bytes at `at`. */
+  #startFrame(head: Uint8Array, at: number, size: number): void {
+    const len7 = head[at + 1]! & 0x7f;
+    let length = len7;
+    if (len7 === 126) length = (head[at + 2]! << 8) | head[at + 3]!;
+    else if (len7 === 127) length = uint32(head, at + 2) * 2 ** 32 + uint32(head, at + 6);
+    this.#mask = uint32(head, at + size - 4);
     this.#phase = 0;
     if (this.#opcode >= OP_CLOSE) {
-      if (length > 125) return this.#fail(1002, "Protocol error: Control frame too long"), i;
+      if (length > 125) return void this.#fail(1002, "Protocol error: Control frame too long");
     } else {
       this.#messageBytes += length;
       if (this.#messageBytes > this.maxMessageBytes) {
-        return this.#fail(1009, "Message too big"), i;
+        return void this.#fail(1009, "Message too big");
       }
       // The message continues with this frame's data type.
       this.#opcode = this.#message;
     }
     this.#remaining = length;
     if (length === 0) this.#endFrame();
-    return i;
   }
 
   /** Checks the first two head bytes; false (after failing) when they break the rules. */
-  #checkStart(): boolean {
-    const [b0, b1] = this.#head as unknown as [number, number];
+  #checkStart(b0: number, b1: number): boolean {
     const opcode = b0 & 0x0f;
     const fin = (b0 & 0x80) !== 0;
     if (b0 & 0x70) return this.#fail(1002, "Protocol error: Reserved bits set");
@@ -243,7 +269,7 @@ export class FrameParser {
       return;
     }
     const payload = join(this.#control);
-    this.#control = [];
+    this.#control = null;
     if (opcode === OP_PING) this.handler.receivePing(payload);
     else if (opcode === OP_PONG) this.handler.receivePong();
     else this.#endClose(payload);
@@ -257,7 +283,7 @@ export class FrameParser {
       this.#fail(1007, "Invalid UTF-8 in text frame");
       return;
     }
-    this.#text = [];
+    this.#text = null;
     this.handler.receiveText(message);
   }
 
@@ -281,14 +307,14 @@ export class FrameParser {
 
   #stop(report: () => void): void {
     this.#stopped = true;
-    this.#text = [];
-    this.#control = [];
+    this.#text = this.#control = null;
     report();
   }
 }
 
 /** Joins pieces into one array (no copy for one piece). */
-function join(pieces: Uint8Array[]): Uint8Array {
+function join(pieces: Uint8Array[] | null): Uint8Array {
+  if (pieces === null) return new Uint8Array(0);
   if (pieces.length === 1) return pieces[0]!;
   let size = 0;
   for (const piece of pieces) size += piece.length;
@@ -299,6 +325,17 @@ function join(pieces: Uint8Array[]): Uint8Array {
     at += piece.length;
   }
   return out;
+}
+
+/** Head bytes for a client frame whose second byte is `b1` (masked). */
+function headSize(b1: number): number {
+  const len7 = b1 & 0x7f;
+  return 6 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0);
+}
+
+function uint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>>
+    0;
 }
 
 function hex(opcode: number): string {
