@@ -1,0 +1,104 @@
+/**
+ * What each process spends on one unit of work: CPU (user and system) and
+ * minor page faults of the client, the target and the proxy, per handshake
+ * and per MiB, read from `/proc/PID/stat` around each phase. Throughput on
+ * two shared cores swings between runs; CPU per unit of work is steadier, and
+ * page faults show allocator trouble that throughput alone hides (it found
+ * glibc handing back and re-faulting the Node proxy's read buffers).
+ *
+ * Run: `node --import tsx bench/cpu.ts [--runtime deno,bun,node] [--steps par,up,down]`,
+ * steps from `seq` (500 handshakes one at a time), `par` (3000, 16 at a time),
+ * `up` and `down` (256 MiB), each run in order.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import type { Endpoint } from "./_client.ts";
+import { download, handshakes, upload } from "./_measure.ts";
+import {
+  buildDist,
+  killAll,
+  proxyCommand,
+  type ServerName,
+  startCommand,
+  startTarget,
+  steadyHarness,
+} from "./_proc.ts";
+
+steadyHarness();
+const { values } = parseArgs({
+  options: {
+    runtime: { type: "string", default: "deno,bun,node" },
+    steps: { type: "string", default: "seq,par,up,down" },
+  },
+});
+const MIB = 256;
+const PHASE_MS = 60_000;
+
+/** User and system CPU seconds and minor faults of `pid` so far. */
+function usage(pid: number | "self"): [number, number, number] {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const tick = 100; // USER_HZ on Linux
+  return [Number(fields[11]) / tick, Number(fields[12]) / tick, Number(fields[7])];
+}
+
+/** Runs `work` (which returns its unit count) and prints the cost per unit for each process. */
+async function phase(
+  label: string,
+  unit: string,
+  pids: [string, number | "self"][],
+  work: () => Promise<{ units: number; rate: string }>,
+): Promise<void> {
+  const before = pids.map(([, pid]) => usage(pid));
+  const { units, rate } = await work();
+  const cells = pids.map(([, pid], i) => {
+    const [u, s, f] = usage(pid).map((v, k) => v - before[i]![k]!) as [number, number, number];
+    const ms = (x: number) => (1000 * x / units).toFixed(3);
+    return `${ms(u)} + ${ms(s)} ms, ${(f / units).toFixed(1)} pf`;
+  });
+  console.log(`| ${label} | ${rate} | ${cells.join(" | ")} |`.replace(/ms/g, `ms/${unit}`));
+}
+
+const target = await startTarget(65536);
+const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-cpu-"));
+const runtimes = values.runtime.split(",") as ServerName[];
+if (runtimes.includes("node")) buildDist();
+console.log("CPU (user + system) and minor page faults per unit of work:\n");
+console.log("| runtime, step | rate | client | target | proxy |\n| --- | --- | --- | --- | --- |");
+for (const name of runtimes) {
+  const log = path.join(logDir, `${name}.log`);
+  const proxy = await startCommand(proxyCommand(name), "127.0.0.1:0", target.port, log, 65536);
+  const ep: Endpoint = { kind: "ws", port: proxy.port };
+  const pids: [string, number | "self"][] = [
+    ["client", "self"],
+    ["target", target.pid],
+    ["proxy", proxy.pid],
+  ];
+  await handshakes(ep, 200, 4, PHASE_MS); // warm-up
+  await upload(ep, 16 * 1048576);
+  await download(ep, 16 * 1048576);
+  for (const step of values.steps.split(",")) {
+    const shake = async (count: number, parallel: number) => {
+      const r = await handshakes(ep, count, parallel, PHASE_MS);
+      return { units: r.count, rate: `${r.perSecond.toFixed(0)} conn/s` };
+    };
+    const move = async (fn: typeof upload) => {
+      const perSecond = await fn(ep, MIB * 1048576);
+      return { units: MIB, rate: `${perSecond.toFixed(0)} MiB/s` };
+    };
+    if (step === "seq") await phase(`${name} seq`, "conn", pids, () => shake(500, 1));
+    else if (step === "par") await phase(`${name} 16-way`, "conn", pids, () => shake(3000, 16));
+    else if (step === "up") await phase(`${name} up`, "MiB", pids, () => move(upload));
+    else if (step === "down") await phase(`${name} down`, "MiB", pids, () => move(download));
+    else throw new Error(`Unknown step ${step}`);
+  }
+  await proxy.stop();
+}
+await target.stop();
+killAll();
+fs.rmSync(logDir, { recursive: true, force: true });
+process.exit(0);
