@@ -1,5 +1,5 @@
 /**
- * Before/after throughput of proxy builds, in one run: each argument is a
+ * Before/after throughput and 16-way handshake rate of proxy builds, in one run: each argument is a
  * command that starts a proxy (the listen and target addresses are added),
  * and up and down runs alternate between them `--reps` times.
  *
@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { download, upload } from "./_measure.ts";
+import { download, handshakes, upload } from "./_measure.ts";
 import { killAll, startCommand, startTarget, steadyHarness } from "./_proc.ts";
 
 steadyHarness();
@@ -37,18 +37,25 @@ for (const [i, command] of positionals.entries()) {
   ports.push((await startCommand(command.split(" "), "127.0.0.1:0", target.port, log, 65536)).port);
 }
 
-const results = positionals.map(() => ({ up: [] as number[], down: [] as number[] }));
+const results = positionals.map(() => ({
+  up: [] as number[],
+  down: [] as number[],
+  shakes: [] as number[],
+}));
 for (let rep = 0; rep < reps; rep++) {
   for (const [i, port] of ports.entries()) {
-    results[i]!.up.push(await upload({ kind: "ws", port }, bytes));
-    results[i]!.down.push(await download({ kind: "ws", port }, bytes));
+    const ep = { kind: "ws", port } as const;
+    results[i]!.up.push(await upload(ep, bytes));
+    results[i]!.down.push(await download(ep, bytes));
+    results[i]!.shakes.push((await handshakes(ep, 1500, 16, 30_000)).perSecond);
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log("| proxy | up MiB/s | down MiB/s |\n| --- | --- | --- |");
+console.log("| proxy | up MiB/s | down MiB/s | 16-way handshakes/s |\n| --- | --- | --- | --- |");
 for (const [i, command] of positionals.entries()) {
-  const { up, down } = results[i]!;
-  console.log(`| \`${command}\` | ${median(up).toFixed(0)} | ${median(down).toFixed(0)} |`);
+  const { up, down, shakes } = results[i]!;
+  const cells = [up, down, shakes].map((xs) => median(xs).toFixed(0));
+  console.log(`| \`${command}\` | ${cells.join(" | ")} |`);
 }
 await target.stop();
 killAll();
