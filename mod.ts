@@ -38,7 +38,13 @@ import { parseTarget } from "./lib/target.ts";
 import type { Conn, NetAddr, Target } from "./lib/types.ts";
 
 export type { Authenticate, ResolveTarget } from "./lib/app.ts";
-export { bridge, type BridgeOptions, type BridgeStats } from "./lib/bridge.ts";
+export {
+  type AbortLike,
+  bridge,
+  type BridgeOptions,
+  type BridgeStats,
+  StopSignal,
+} from "./lib/bridge.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
 export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
 export { TlsConfigError, type TlsOptions } from "./adapters/tls.ts";

@@ -98,6 +98,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   close(code?: number, reason?: string): void {
     if (this.writer.closing) return;
     this.writer.closing = true;
+    // Gone already: no frame to send, and no timer to keep the process up.
+    if (this.sock.destroyed) return;
     this.writer.frame(OP_CLOSE, closePayload(code, reason));
     if (this.#received && !this.sock.writableEnded) this.sock.end();
     // A client that does not answer the close frame is cut off.

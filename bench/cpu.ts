@@ -78,7 +78,7 @@ for (const name of runtimes) {
     ["target", target.pid],
     ["proxy", proxy.pid],
   ];
-  await handshakes(ep, 200, 4, PHASE_MS); // warm-up
+  await handshakes(ep, 2000, 16, PHASE_MS); // warm-up: JIT costs fall by half over the first 2000
   await upload(ep, 16 * 1048576);
   await download(ep, 16 * 1048576);
   for (const step of values.steps.split(",")) {

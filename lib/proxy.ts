@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bridge } from "./bridge.ts";
+import { type AbortLike, bridge, StopSignal } from "./bridge.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { formatAddr, formatTarget } from "./target.ts";
@@ -51,11 +51,10 @@ export interface Sessions {
  */
 export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
-  // One controller per session: thousands of listeners on one shared signal
-  // would trip Node's MaxListenersExceededWarning.
-  const running = new Map<Promise<void>, AbortController>();
+  const running = new Set<Promise<void>>();
+  const stop = new StopSignal();
 
-  const run = async (ws: WsConn, target: Target, info: ConnInfo, signal: AbortSignal) => {
+  const run = async (ws: WsConn, target: Target, info: ConnInfo, signal: AbortLike) => {
     const name = `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
     const started = performance.now();
     const scheme = info.tls ? "wss://" : "ws://";
@@ -81,21 +80,20 @@ export function createSessions(options: SessionOptions): Sessions {
 
   return {
     open(ws, target, info) {
-      const stop = new AbortController();
-      const session = run(ws, target, info, stop.signal)
+      const session = run(ws, target, info, stop)
         .catch((error) => log.error(`#${info.id}: ${errorText(error)}`))
         .finally(() => {
           running.delete(session);
           options.onSessionEnd?.();
         });
-      running.set(session, stop);
+      running.add(session);
     },
     get size() {
       return running.size;
     },
     async shutdown() {
-      for (const stop of running.values()) stop.abort();
-      await Promise.all(running.keys());
+      stop.abort();
+      await Promise.all(running);
     },
   };
 }

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { describe, test } from "node:test";
-import { createLogger } from "../mod.ts";
+import { createLogger, StopSignal } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
 import {
   closed,
@@ -117,6 +117,25 @@ describe("session close rules", () => {
     await within(10000, proxy.close(), "close");
     assert.equal((await within(5000, done)).code, 1001);
     await echo.close();
+  });
+});
+
+describe("StopSignal", () => {
+  test("StopSignal calls each listener once, skips removed ones and ignores late ones", () => {
+    const stop = new StopSignal();
+    const calls: string[] = [];
+    const a = () => calls.push("a");
+    const b = () => calls.push("b");
+    for (let i = 0; i < 1000; i++) stop.addEventListener("abort", () => void i);
+    stop.addEventListener("abort", a);
+    stop.addEventListener("abort", b);
+    stop.removeEventListener("abort", b);
+    assert.equal(stop.aborted, false);
+    stop.abort();
+    stop.abort();
+    stop.addEventListener("abort", () => calls.push("late"));
+    assert.equal(stop.aborted, true);
+    assert.deepEqual(calls, ["a"]);
   });
 });
 
