@@ -6,6 +6,7 @@
  * @module
  */
 import net from "node:net";
+import process from "node:process";
 import tls from "node:tls";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../lib/chunks.ts";
 import type { ChunkWriter, Conn, Target } from "../lib/types.ts";
@@ -56,10 +57,22 @@ class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, Qu
 /** Writes to a socket; `ready` waits for a drain once past the send mark. */
 export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   ready: Promise<void> = READY;
+  #corked = false;
+  #uncork = () => {
+    this.#corked = false;
+    this.sock.uncork();
+  };
 
   constructor(readonly sock: net.Socket) {}
 
   write(chunk: T): Promise<void> {
+    // Chunks written in one turn go out in one writev: a 64 KiB client
+    // message spans two socket reads, so it arrives as two pieces.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.sock.cork();
+      process.nextTick(this.#uncork);
+    }
     this.sock.write(chunk as Uint8Array);
     return this.afterWrite();
   }
