@@ -111,6 +111,12 @@ describe("handshake on the wire", () => {
     assert.match(res.body, /Unsupported method \('TRACE'\)/);
   });
 
+  test("an upgrade to another protocol is a plain request (405 without --web)", async () => {
+    const raw = await rawConnect(setup.port, { Upgrade: "h2c" });
+    assert.equal(raw.status, 405);
+    raw.sock.destroy();
+  });
+
   test("a POST asking for an upgrade answers 405", async () => {
     const res = await rawHttp(
       setup.port,

@@ -87,7 +87,27 @@ describe("session close rules", () => {
     }
   });
 
-  test("fragmented messages are reassembled before they reach the target", async () => {
+  test("a client that does not answer the close frame is cut off after 5 s", {
+    timeout: 20000,
+  }, async () => {
+    const target = await startTcpServer((sock) => sock.end());
+    const proxy = await startProxy(`127.0.0.1:${target.port}`);
+    try {
+      const raw = await rawConnect(proxy.addr.port, { "Sec-WebSocket-Protocol": "binary" });
+      const frame = await within(5000, raw.next(), "close frame");
+      assert.equal(frame?.opcode, 0x8);
+      const sent = performance.now();
+      // No answer: the next read is the proxy dropping the connection.
+      assert.equal(await within(9000, raw.next(), "drop"), null);
+      const waited = performance.now() - sent;
+      assert.ok(waited > 4000 && waited < 8000, `dropped after ${waited.toFixed(0)} ms`);
+    } finally {
+      await proxy.close();
+      await target.close();
+    }
+  });
+
+  test("fragmented messages reach the target in order, a ping between fragments", async () => {
     let received: Promise<Uint8Array> | undefined;
     const target = await startTcpServer((sock) => (received = collect(sock)));
     const proxy = await startProxy(`127.0.0.1:${target.port}`);
