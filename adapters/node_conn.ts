@@ -58,23 +58,32 @@ class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, Qu
 export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   ready: Promise<void> = READY;
   #corked = false;
-  #uncork = () => {
-    this.#corked = false;
-    this.sock.uncork();
-  };
 
   constructor(readonly sock: net.Socket) {}
 
   write(chunk: T): Promise<void> {
-    // Chunks written in one turn go out in one writev: a 64 KiB client
-    // message spans two socket reads, so it arrives as two pieces.
+    this.send(chunk as Uint8Array);
+    return this.afterWrite();
+  }
+
+  /**
+   * Writes `bytes`; what is written in one turn goes out in one writev (a
+   * 64 KiB client message spans two socket reads and arrives as two pieces;
+   * a frame is a head and a payload).
+   */
+  protected send(bytes: Uint8Array): void {
     if (!this.#corked) {
       this.#corked = true;
       this.sock.cork();
-      process.nextTick(this.#uncork);
+      // A shared function, not a closure per writer (two per session).
+      process.nextTick(SocketWriter.#uncork, this);
     }
-    this.sock.write(chunk as Uint8Array);
-    return this.afterWrite();
+    this.sock.write(bytes);
+  }
+
+  static #uncork(writer: SocketWriter<unknown>): void {
+    writer.#corked = false;
+    writer.sock.uncork();
   }
 
   /** Makes `ready` wait for a drain if too much is queued. */

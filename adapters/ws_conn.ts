@@ -179,14 +179,11 @@ class WsWriter extends SocketWriter<Uint8Array | string> {
     return this.afterWrite();
   }
 
-  /** Writes one frame: head and payload in one system call. */
+  /** Writes one frame (head and payload go out in one writev). */
   frame(opcode: number, payload: Uint8Array): void {
-    const sock = this.sock;
-    if (!sock.writable) return;
-    sock.cork();
-    sock.write(frameHead(opcode, payload.length));
-    if (payload.length > 0) sock.write(payload);
-    sock.uncork();
+    if (!this.sock.writable) return;
+    this.send(frameHead(opcode, payload.length));
+    if (payload.length > 0) this.send(payload);
   }
 
   override close(): Promise<void> {

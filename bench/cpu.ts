@@ -58,9 +58,9 @@ async function phase(
   const cells = pids.map(([, pid], i) => {
     const [u, s, f] = usage(pid).map((v, k) => v - before[i]![k]!) as [number, number, number];
     const ms = (x: number) => (1000 * x / units).toFixed(3);
-    return `${ms(u)} + ${ms(s)} ms, ${(f / units).toFixed(1)} pf`;
+    return `${ms(u)} + ${ms(s)} ms/${unit}, ${(f / units).toFixed(1)} pf`;
   });
-  console.log(`| ${label} | ${rate} | ${cells.join(" | ")} |`.replace(/ms/g, `ms/${unit}`));
+  console.log(`| ${label} | ${rate} | ${cells.join(" | ")} |`);
 }
 
 const target = await startTarget(65536);

@@ -36,6 +36,7 @@ export interface FrameHandler {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
 const scratch = new Uint8Array(4);
 /** The current frame's mask key as bytes, filled before each unmask (parsers take turns). */
 const MASK = new Uint8Array(4);
@@ -104,7 +105,7 @@ export function closePayload(code?: number, reason = ""): Uint8Array {
   if (code === undefined) return new Uint8Array(0);
   const out = new Uint8Array(125);
   new DataView(out.buffer).setUint16(0, code);
-  const { written } = new TextEncoder().encodeInto(reason, out.subarray(2));
+  const { written } = encoder.encodeInto(reason, out.subarray(2));
   return out.subarray(0, 2 + written);
 }
 
