@@ -1,8 +1,10 @@
 /**
- * The server on `node:net` + `node:http` + `ws`, shared by Deno, Bun and
- * Node: the one stack that behaves the same on all three (runtimes.md §4).
- * Plain requests go to the Hono app; upgrades are decided by the same app and
- * then handed to `ws`.
+ * The server on `node:net` + `node:http`, shared by Deno, Bun and Node: the
+ * one stack that behaves the same on all three (runtimes.md §4). Plain
+ * requests go to the Hono app through `node:http`; upgrades are decided by
+ * the same app and then answered by `ws_conn.ts`. An upgrade that arrives
+ * whole in a plain connection's first bytes (every browser's) skips
+ * `node:http`; TLS connections and everything else go through it.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../lib/sniff.ts";
 import { formatAddr } from "../lib/target.ts";
+import { parseUpgradeHead } from "../lib/upgrade_head.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
 import { FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
 import { createTlsServer, type TlsOptions } from "./tls.ts";
@@ -82,26 +85,47 @@ export async function listenNode(
   // node:http then closes every keep-alive socket after one response
   // (denoland/deno#35609). It only reads the flag.
   Object.defineProperty(httpServer, "listening", { get: () => true });
-  httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on("error", destroySelf);
-    const info = infos.get(socket)!;
-    let accepted: { protocol: string; target: Target } | undefined;
+  /** Lets the app decide on an upgrade; `head` is what followed the request head. */
+  const upgrade = (
+    socket: Duplex,
+    request: () => Request,
+    websocket: boolean,
+    head: Uint8Array,
+    info: ConnInfo,
+  ) => {
+    let accepted: { protocol: string; target: Target; key: string } | undefined;
+    let req: Request;
     // Another protocol (h2c, ...) is a plain request, as upstream has it.
-    const accept = req.headers.upgrade?.toLowerCase() === "websocket"
-      ? (protocol: string, target: Target) => (accepted = { protocol, target })
+    const accept = websocket
+      ? (
+        protocol: string,
+        target: Target,
+      ) => (accepted = { protocol, target, key: req.headers.get("sec-websocket-key")! })
       : undefined;
     Promise.resolve()
-      .then(() => handlers.fetch(toRequest(req), { info, accept }))
+      .then(() => handlers.fetch(req = request(), { info, accept }))
       .then((res) => {
         if (!accepted) return writeResponse(socket, res);
         if (!socket.readable || !socket.writable) return void socket.destroy();
-        const { protocol, target } = accepted;
+        const { protocol, target, key } = accepted;
         sockets.delete(socket as net.Socket);
-        const key = req.headers["sec-websocket-key"]!;
         handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
+        socket.resume();
       })
       .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
+  };
+  httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", destroySelf);
+    const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
+    upgrade(socket, () => toRequest(req), websocket, head, infos.get(socket)!);
   });
+  /** Hands a connection to the HTTP server with the bytes read so far put back. */
+  const serveHttp = (sock: net.Socket, first: Uint8Array) => {
+    sock.unshift(first);
+    httpServer.emit("connection", sock);
+    // Deno and Bun need the resume after the new owner has attached.
+    process.nextTick(() => sock.resume());
+  };
 
   const log = options.log ?? SILENT_LOGGER;
   const tlsServer = options.tls && createTlsServer(options.tls);
@@ -130,11 +154,14 @@ export async function listenNode(
     if (kind === "policy") {
       log.info(`${client}: Sending flash policy response`);
       sock.end(POLICY_RESPONSE);
+      sock.resume();
     } else if (kind === "tls" && tlsServer) {
       const key = `${sock.remoteAddress}|${sock.remotePort}`;
       handshaking.set(key, info);
       sock.once("close", () => handshaking.delete(key));
+      sock.unshift(first);
       tlsServer.emit("connection", sock);
+      process.nextTick(() => sock.resume());
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
       sock.destroy();
@@ -142,7 +169,12 @@ export async function listenNode(
       log.info(`${client}: non-SSL connection received but disallowed`);
       sock.destroy();
     } else {
-      httpServer.emit("connection", sock);
+      // A whole WebSocket upgrade in the first bytes needs no HTTP server.
+      const head = parseUpgradeHead(first);
+      if (!head) return serveHttp(sock, first);
+      const url = `http://${head.host ?? "localhost"}${head.path}`;
+      const request = () => new Request(url, { method: "GET", headers: head.headers });
+      upgrade(sock, request, true, first.subarray(head.length), info);
     }
   };
 
@@ -176,25 +208,26 @@ export async function listenNode(
 }
 
 /**
- * Reads until the first bytes say what the connection speaks, puts them back
- * and calls `decide`. A client that sends nothing in time is dropped.
+ * Reads until the first bytes say what the connection speaks, pauses and
+ * calls `decide`, which owns the socket and the bytes from then on. A client
+ * that sends nothing in time is dropped.
  */
 function sniff(sock: net.Socket, decide: (first: Uint8Array) => void): void {
   let first: Uint8Array = new Uint8Array(0);
   const timer = setTimeout(() => sock.destroy(), FIRST_BYTE_TIMEOUT_MS);
+  const onClose = () => clearTimeout(timer);
   const onData = (chunk: Uint8Array) => {
     first = first.length ? Buffer.concat([first, chunk]) : chunk;
     if (classifyFirstBytes(first) === "more") return;
     clearTimeout(timer);
     sock.off("data", onData);
+    // It shares this scope: left on, it would keep `first` for the session.
+    sock.off("close", onClose);
     sock.pause();
-    sock.unshift(first);
     decide(first);
-    // Deno and Bun need the resume after the new owner has attached.
-    process.nextTick(() => sock.resume());
   };
   sock.on("data", onData);
-  sock.once("close", () => clearTimeout(timer));
+  sock.on("close", onClose);
   sock.resume();
 }
 
@@ -263,6 +296,7 @@ async function writeResponse(socket: Duplex, res: Response): Promise<void> {
     if (name !== "content-length" && name !== "connection") head += `${name}: ${value}\r\n`;
   });
   head += `Content-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`;
+  socket.resume(); // on to the client's FIN; what else it sends is dropped
   socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
 }
 

@@ -60,11 +60,21 @@ export interface RawClient {
   next(): Promise<Frame | null>;
 }
 
+/** How {@link rawConnect} sends its request. */
+export interface RawOptions {
+  path?: string;
+  host?: string;
+  /** Bytes sent in the same write as the request head (frames sent eagerly). */
+  after?: Uint8Array;
+  /** Send the first `splitAt` bytes (negative: from the end of the head), the rest 50 ms later. */
+  splitAt?: number;
+}
+
 /** Connects and sends a handshake with `headers` (defaults filled in). */
 export function rawConnect(
   port: number,
   headers: Record<string, string | undefined> = {},
-  { path = "/", host = "127.0.0.1" }: { path?: string; host?: string } = {},
+  { path = "/", host = "127.0.0.1", after, splitAt }: RawOptions = {},
 ): Promise<RawClient> {
   const all: Record<string, string | undefined> = {
     Host: `${host}:${port}`,
@@ -91,7 +101,17 @@ export function rawConnect(
     wake();
   });
   const more = () => new Promise<void>((r) => (wake = r));
-  sock.write(`GET ${path} HTTP/1.1\r\n${lines.join("\r\n")}\r\n\r\n`);
+  const requestHead = Buffer.from(
+    `GET ${path} HTTP/1.1\r\n${lines.join("\r\n")}\r\n\r\n`,
+    "latin1",
+  );
+  const request = Buffer.concat([requestHead, after ?? new Uint8Array(0)]);
+  if (splitAt === undefined) sock.write(request);
+  else {
+    const at = splitAt < 0 ? requestHead.length + splitAt : splitAt;
+    sock.write(request.subarray(0, at));
+    setTimeout(() => sock.write(request.subarray(at)), 50);
+  }
 
   return (async () => {
     let end: number;

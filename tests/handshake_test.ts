@@ -101,6 +101,52 @@ describe("handshake on the wire", () => {
     raw.sock.destroy();
   });
 
+  // A head that arrives whole is answered without node:http; one in pieces goes through it.
+  const deliveries: [string, { after?: boolean; splitAt?: number }][] = [
+    ["whole, with a frame in the same write", { after: true }],
+    ["in two writes, split in the request line", { splitAt: 7 }],
+    ["in two writes, split before the blank line", { splitAt: -2 }],
+    ["in two writes, the frame in the second", { after: true, splitAt: -10 }],
+  ];
+  for (const [how, { after, splitAt }] of deliveries) {
+    test(`an upgrade sent ${how} is accepted and carries data`, async () => {
+      const hello = new TextEncoder().encode("hello");
+      const frame = encodeFrame(0x2, hello);
+      const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "binary" }, {
+        after: after ? frame : undefined,
+        splitAt,
+      });
+      assert.equal(raw.status, 101, raw.head);
+      if (!after) raw.send(frame);
+      const echo = await within(5000, raw.next(), "echo");
+      assert.equal(echo?.opcode, 0x2);
+      assert.deepEqual(new Uint8Array(echo!.payload), hello);
+      raw.sock.destroy();
+    });
+  }
+
+  test("an upgrade refused on the whole-head path closes after its answer", async () => {
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Version": "12" });
+    assert.equal(raw.status, 400);
+    assert.equal(await within(5000, raw.next(), "close"), null);
+  });
+
+  test("odd upgrade heads are still answered as node:http answers them", async () => {
+    const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    const folded = await rawHttp(
+      setup.port,
+      `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `X-Folded: a\r\n b\r\n${key}\r\n`,
+    );
+    assert.equal(folded.status, 400);
+    const lowerCase = await rawConnect(setup.port, {
+      Upgrade: "WebSocket",
+      Connection: "keep-alive, upgrade",
+    });
+    assert.equal(lowerCase.status, 101, lowerCase.head);
+    lowerCase.sock.destroy();
+  });
+
   test("a plain GET without --web answers 405", async () => {
     assert.equal((await httpGet(setup.port, "/")).status, 405);
   });
