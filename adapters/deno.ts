@@ -29,7 +29,7 @@ interface DenoSlice {
   connectTls(options: { hostname: string; port: number }): Promise<DenoConn>;
 }
 
-const MIN_READ = 1024;
+const MIN_READ = 256;
 const MAX_READ = 64 * 1024;
 
 const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
@@ -48,7 +48,7 @@ class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
   #cancelled = false;
   #reading: Promise<unknown> = READY;
   // The read buffer grows with the flow and shrinks back: an idle session
-  // pins a 1 KiB buffer in its pending read, not 64 KiB.
+  // pins a 256-byte buffer in its pending read, not 64 KiB.
   #size = MIN_READ;
   #buf = new Uint8Array(MIN_READ);
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type AbortLike, bridge, StopSignal } from "./bridge.ts";
+import { bridge, type BridgeStats, StopSignal } from "./bridge.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { formatAddr, formatTarget } from "./target.ts";
@@ -51,51 +51,77 @@ export interface Sessions {
  */
 export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
-  const running = new Set<Promise<void>>();
+  const running = new Map<WsConn, Promise<void>>();
   const stop = new StopSignal();
 
-  const run = async (ws: WsConn, target: Target, info: ConnInfo, signal: AbortLike) => {
-    const name = `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
+  // One async function per session, with no .catch/.finally chain and no
+  // strings kept while it runs: each of those stays in memory for the
+  // session's whole life, and a proxy may hold 10,000 of them.
+  const run = async (ws: WsConn, target: Target, info: ConnInfo) => {
     const started = performance.now();
-    const scheme = info.tls ? "wss://" : "ws://";
-    const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
-    log.info(`${name}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
-    const recorder = options.record?.(info.id);
-    if (recorder) log.info(`${name}: opening record file: ${recorder.path}`);
-    const stats = await bridge(ws, () => options.connect(target), {
-      signal,
-      heartbeatMs: options.heartbeatMs,
-      tap: tapFor(log.traffic, recorder),
-    }).finally(() => recorder?.close());
-    if (!stats.connected) {
-      log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
-    } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
-    const seconds = ((performance.now() - started) / 1000).toFixed(3);
-    const { code, reason } = stats.close;
-    log.info(
-      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
-        ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
-    );
+    try {
+      const scheme = info.tls ? "wss://" : "ws://";
+      const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
+      log.info(`${nameOf(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
+      const recorder = options.record?.(info.id);
+      if (recorder) log.info(`${nameOf(info, target)}: opening record file: ${recorder.path}`);
+      let stats: BridgeStats;
+      try {
+        stats = await bridge(ws, connectTo(options.connect, target), {
+          signal: stop,
+          heartbeatMs: options.heartbeatMs,
+          tap: tapFor(log.traffic, recorder),
+        });
+      } finally {
+        await recorder?.close();
+      }
+      const name = nameOf(info, target);
+      if (!stats.connected) {
+        log.warn(
+          `${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`,
+        );
+      } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
+      const seconds = ((performance.now() - started) / 1000).toFixed(3);
+      const { code, reason } = stats.close;
+      log.info(
+        `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
+          ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
+      );
+    } catch (error) {
+      log.error(`#${info.id}: ${errorText(error)}`);
+    } finally {
+      running.delete(ws);
+      options.onSessionEnd?.();
+    }
   };
 
   return {
     open(ws, target, info) {
-      const session = run(ws, target, info, stop)
-        .catch((error) => log.error(`#${info.id}: ${errorText(error)}`))
-        .finally(() => {
-          running.delete(session);
-          options.onSessionEnd?.();
-        });
-      running.add(session);
+      running.set(ws, DONE);
+      const session = run(ws, target, info);
+      // A session that failed before its first await has already left the table.
+      if (running.has(ws)) running.set(ws, session);
     },
     get size() {
       return running.size;
     },
     async shutdown() {
       stop.abort();
-      await Promise.all(running);
+      await Promise.all(running.values());
     },
   };
+}
+
+const DONE = Promise.resolve();
+
+/** How the log names a session. */
+function nameOf(info: ConnInfo, target: Target): string {
+  return `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
+}
+
+/** A connect function for one target, made outside `run` so it keeps only these two. */
+function connectTo(connect: (target: Target) => Promise<Conn>, target: Target) {
+  return () => connect(target);
 }
 
 /** One tap for `--traffic` and `--record`, or none when both are off. */
