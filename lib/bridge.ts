@@ -14,7 +14,8 @@
  * @module
  */
 import { decodeBase64, encodeBase64 } from "./base64.ts";
-import type { CloseInfo, Conn, WsConn } from "./types.ts";
+import { READY } from "./chunks.ts";
+import type { ChunkReader, ChunkWriter, CloseInfo, Conn, WsConn } from "./types.ts";
 
 /** Close codes used by the proxy (RFC 6455 §7.4.1). */
 export const CLOSE_NORMAL = 1000;
@@ -153,69 +154,135 @@ export async function bridge(
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
 
-  const clientToTarget = async () => {
-    const reader = ws.reader ?? ws.readable.getReader();
-    const writer = conn.writer ?? conn.writable.getWriter();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        let bytes: Uint8Array;
-        if (typeof value !== "string") bytes = value;
-        else if (base64) bytes = decodeBase64(value);
-        else {
-          ws.close(CLOSE_UNSUPPORTED, "Unsupported: Text frames are not supported");
-          break;
-        }
-        stats.clientBytes += bytes.byteLength;
-        tap?.("client", bytes);
-        await writer.ready;
-        writer.write(bytes).catch(noop);
-      }
-      await writer.close();
-    } catch (error) {
+  // Each direction is a chain of callbacks, not an async loop: a suspended
+  // async function costs about 0.5 KiB per direction per session.
+  return new Promise<BridgeStats>((resolve) => {
+    let running = 2;
+    const ended = () => {
+      if (--running > 0) return;
+      clearTimeout(linger);
+      conn.close();
+      stopHeartbeat();
+      signal?.removeEventListener("abort", onAbort);
+      ws.closed.then((close) => resolve({ ...stats, close }));
+    };
+
+    // Client → target. Afterwards the target gets a moment to finish, then is cut.
+    const fromClient = ws.reader ?? ws.readable.getReader();
+    const toTarget = conn.writer ?? conn.writable.getWriter();
+    const clientEnded = () => {
+      fromClient.cancel().catch(noop);
+      clientDone = true;
+      const ms = signal?.aborted ? 0 : options.lingerMs ?? DEFAULT_LINGER_MS;
+      linger = setTimeout(() => conn.close(), ms);
+      ended();
+    };
+    const clientFailed = (error: unknown) => {
       const invalid = error instanceof SyntaxError;
       fail(
         error,
         invalid ? CLOSE_INVALID_DATA : CLOSE_INTERNAL_ERROR,
         invalid ? "Invalid base64 data" : "Target connection error",
       );
-      writer.abort(error).catch(noop);
-    } finally {
-      reader.cancel().catch(noop);
-      // The client is gone: give the target a moment to finish, then cut it.
-      clientDone = true;
-      const ms = signal?.aborted ? 0 : options.lingerMs ?? DEFAULT_LINGER_MS;
-      linger = setTimeout(() => conn.close(), ms);
-    }
-  };
+      toTarget.abort(error).catch(noop);
+      clientEnded();
+    };
+    pump(
+      fromClient,
+      toTarget,
+      (value) => {
+        let bytes: Uint8Array;
+        if (typeof value !== "string") bytes = value;
+        else if (base64) bytes = decodeBase64(value);
+        else {
+          ws.close(CLOSE_UNSUPPORTED, "Unsupported: Text frames are not supported");
+          return undefined;
+        }
+        stats.clientBytes += bytes.byteLength;
+        tap?.("client", bytes);
+        return bytes;
+      },
+      () => toTarget.close().then(clientEnded, clientFailed),
+      clientFailed,
+    );
 
-  const targetToClient = async () => {
-    const reader = conn.reader ?? conn.readable.getReader();
-    const writer = ws.writer ?? ws.writable.getWriter();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stats.targetBytes += value.byteLength;
-        tap?.("target", value);
-        await writer.ready;
-        writer.write(base64 ? encodeBase64(value) : value).catch(noop);
-      }
-      await writer.close();
-      ws.close(CLOSE_NORMAL, "Target closed");
-    } catch (error) {
+    // Target → client. Target EOF closes the WebSocket once its data is out.
+    const fromTarget = conn.reader ?? conn.readable.getReader();
+    const toClient = ws.writer ?? ws.writable.getWriter();
+    const targetFailed = (error: unknown) => {
       fail(error, CLOSE_INTERNAL_ERROR, "Target connection error");
-      reader.cancel().catch(noop);
+      fromTarget.cancel().catch(noop);
+      ended();
+    };
+    pump(fromTarget, toClient, (value) => {
+      stats.targetBytes += value.byteLength;
+      tap?.("target", value);
+      return base64 ? encodeBase64(value) : value;
+    }, () =>
+      toClient.close().then(() => {
+        ws.close(CLOSE_NORMAL, "Target closed");
+        ended();
+      }, targetFailed), targetFailed);
+  });
+}
+
+/**
+ * Moves chunks from `reader` through `convert` to `writer`, waiting for the
+ * writer's `ready` before each write, until the reader is done or `convert`
+ * returns undefined (`onDone`), or something fails (`onError`). Exactly one
+ * of the two is called, once.
+ */
+function pump<T, U>(
+  reader: ChunkReader<T>,
+  writer: ChunkWriter<U>,
+  convert: (value: T) => U | undefined,
+  onDone: () => void,
+  onError: (error: unknown) => void,
+): void {
+  let over = false;
+  const fail = (error: unknown) => {
+    if (over) return;
+    over = true;
+    onError(error);
+  };
+  const next = () => {
+    try {
+      reader.read().then(onRead, fail);
+    } catch (error) {
+      fail(error);
     }
   };
-
-  await Promise.all([clientToTarget(), targetToClient()]);
-  clearTimeout(linger);
-  conn.close();
-  stopHeartbeat();
-  signal?.removeEventListener("abort", onAbort);
-  return { ...stats, close: await ws.closed };
+  const write = (chunk: U) => {
+    if (over) return;
+    try {
+      writer.write(chunk).catch(noop);
+    } catch (error) {
+      return fail(error);
+    }
+    next();
+  };
+  const onRead = ({ value, done }: ReadableStreamReadResult<T>) => {
+    if (over) return;
+    let chunk: U | undefined;
+    try {
+      chunk = done ? undefined : convert(value);
+    } catch (error) {
+      return fail(error);
+    }
+    if (chunk === undefined) {
+      over = true;
+      try {
+        onDone();
+      } catch (error) {
+        onError(error);
+      }
+      return;
+    }
+    const room = writer.ready;
+    if (room === READY) write(chunk);
+    else room.then(() => write(chunk), fail);
+  };
+  next();
 }
 
 /** Pings every `ms`; drops a client that has missed two pongs in a row. */

@@ -54,52 +54,60 @@ export function createSessions(options: SessionOptions): Sessions {
   const running = new Map<WsConn, Promise<void>>();
   const stop = new StopSignal();
 
-  // One async function per session, with no .catch/.finally chain and no
-  // strings kept while it runs: each of those stays in memory for the
-  // session's whole life, and a proxy may hold 10,000 of them.
-  const run = async (ws: WsConn, target: Target, info: ConnInfo) => {
+  // While a session runs, it keeps one pending `.then` on its bridge: no
+  // suspended async function, no .catch/.finally chain and no log strings.
+  // Each of those stays in memory for the session's whole life, and a proxy
+  // may hold 10,000 sessions.
+  const run = (ws: WsConn, target: Target, info: ConnInfo): Promise<void> => {
     const started = performance.now();
+    let recorder: Recorder | undefined;
+    const end = async (stats?: BridgeStats, error?: unknown) => {
+      try {
+        await recorder?.close();
+        if (stats) logClose(info, target, stats, started);
+        else log.error(`#${info.id}: ${errorText(error)}`);
+      } catch (error) {
+        log.error(`#${info.id}: ${errorText(error)}`);
+      } finally {
+        running.delete(ws);
+        options.onSessionEnd?.();
+      }
+    };
     try {
       const scheme = info.tls ? "wss://" : "ws://";
       const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
       log.info(`${nameOf(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
-      const recorder = options.record?.(info.id);
+      recorder = options.record?.(info.id);
       if (recorder) log.info(`${nameOf(info, target)}: opening record file: ${recorder.path}`);
-      let stats: BridgeStats;
-      try {
-        stats = await bridge(ws, connectTo(options.connect, target), {
-          signal: stop,
-          heartbeatMs: options.heartbeatMs,
-          tap: tapFor(log.traffic, recorder),
-        });
-      } finally {
-        await recorder?.close();
-      }
-      const name = nameOf(info, target);
-      if (!stats.connected) {
-        log.warn(
-          `${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`,
-        );
-      } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
-      const seconds = ((performance.now() - started) / 1000).toFixed(3);
-      const { code, reason } = stats.close;
-      log.info(
-        `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
-          ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
-      );
+      return bridge(ws, connectTo(options.connect, target), {
+        signal: stop,
+        heartbeatMs: options.heartbeatMs,
+        tap: tapFor(log.traffic, recorder),
+      }).then((stats) => end(stats), (error) => end(undefined, error));
     } catch (error) {
-      log.error(`#${info.id}: ${errorText(error)}`);
-    } finally {
-      running.delete(ws);
-      options.onSessionEnd?.();
+      return end(undefined, error);
     }
+  };
+
+  /** The close line, and the failure that ended the session, if any. */
+  const logClose = (info: ConnInfo, target: Target, stats: BridgeStats, started: number) => {
+    const name = nameOf(info, target);
+    if (!stats.connected) {
+      log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
+    } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
+    const seconds = ((performance.now() - started) / 1000).toFixed(3);
+    const { code, reason } = stats.close;
+    log.info(
+      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
+        ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
+    );
   };
 
   return {
     open(ws, target, info) {
       running.set(ws, DONE);
       const session = run(ws, target, info);
-      // A session that failed before its first await has already left the table.
+      // A session that failed at once has already left the table.
       if (running.has(ws)) running.set(ws, session);
     },
     get size() {
