@@ -196,16 +196,35 @@ export async function connectDeno(target: Target, options: ConnectOptions = {}):
       return denoConn(await deno.connect({ path: target.path, transport: "unix" }));
     }
     const { hostname, port } = target;
-    const conn = target.tls ? await deno.connectTls({ hostname, port }) : await deno.connect({
-      hostname,
-      port,
-      transport: "tcp",
-      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-    });
+    const conn = target.tls
+      ? await deno.connectTls({ hostname, port })
+      : await connectWithin(deno, hostname, port, options.timeoutMs ?? 10_000);
     conn.setNoDelay?.(true);
     conn.setKeepAlive?.(true);
     return denoConn(conn);
   } catch (error) {
     throw mapError(error);
+  }
+}
+
+/**
+ * `Deno.connect` that gives up after `ms`. Not `AbortSignal.timeout()`: its
+ * signal and timer would live on for `ms` after every connect.
+ */
+async function connectWithin(
+  deno: DenoSlice,
+  hostname: string,
+  port: number,
+  ms: number,
+): Promise<DenoConn> {
+  const abort = new AbortController();
+  const timer = setTimeout(
+    () => abort.abort(new DOMException("connect timed out", "TimeoutError")),
+    ms,
+  );
+  try {
+    return await deno.connect({ hostname, port, transport: "tcp", signal: abort.signal });
+  } finally {
+    clearTimeout(timer);
   }
 }

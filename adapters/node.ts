@@ -92,6 +92,7 @@ export async function listenNode(
     websocket: boolean,
     head: Uint8Array,
     info: ConnInfo,
+    release?: () => void,
   ) => {
     let accepted: { protocol: string; target: Target; key: string } | undefined;
     let req: Request;
@@ -110,6 +111,7 @@ export async function listenNode(
         const { protocol, target, key } = accepted;
         sockets.delete(socket as net.Socket);
         handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
+        release?.();
         socket.resume();
       })
       .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
@@ -120,9 +122,10 @@ export async function listenNode(
     upgrade(socket, () => toRequest(req), websocket, head, infos.get(socket)!);
   });
   /** Hands a connection to the HTTP server with the bytes read so far put back. */
-  const serveHttp = (sock: net.Socket, first: Uint8Array) => {
+  const serveHttp = (sock: net.Socket, first: Uint8Array, release: () => void) => {
     sock.unshift(first);
     httpServer.emit("connection", sock);
+    release();
     // Deno and Bun need the resume after the new owner has attached.
     process.nextTick(() => sock.resume());
   };
@@ -148,7 +151,7 @@ export async function listenNode(
     log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${error.message}`);
   });
 
-  const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array) => {
+  const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
     const client = `#${info.id} ${formatAddr(info.remote)}`;
     const kind = classifyFirstBytes(first);
     if (kind === "policy") {
@@ -161,6 +164,7 @@ export async function listenNode(
       sock.once("close", () => handshaking.delete(key));
       sock.unshift(first);
       tlsServer.emit("connection", sock);
+      release();
       process.nextTick(() => sock.resume());
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
@@ -171,10 +175,10 @@ export async function listenNode(
     } else {
       // A whole WebSocket upgrade in the first bytes needs no HTTP server.
       const head = parseUpgradeHead(first);
-      if (!head) return serveHttp(sock, first);
+      if (!head) return serveHttp(sock, first, release);
       const url = `http://${head.host ?? "localhost"}${head.path}`;
       const request = () => new Request(url, { method: "GET", headers: head.headers });
-      upgrade(sock, request, true, first.subarray(head.length), info);
+      upgrade(sock, request, true, first.subarray(head.length), info, release);
     }
   };
 
@@ -191,7 +195,7 @@ export async function listenNode(
     if (!("path" in options.at)) sock.setNoDelay(true);
     const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
     infos.set(sock, info);
-    sniff(sock, (first) => route(sock, info, first));
+    sniff(sock, (first, release) => route(sock, info, first, release));
   });
   const addr = await bind(server, options.at);
   return {
@@ -210,26 +214,35 @@ export async function listenNode(
 /**
  * Reads until the first bytes say what the connection speaks, pauses and
  * calls `decide`, which owns the socket and the bytes from then on. A client
- * that sends nothing in time is dropped.
+ * that sends nothing in time is dropped. The new owner calls `release` once
+ * it has its own `data` listener: removing ours while it is the only one
+ * would delete the event's slot and put the socket's listener table in
+ * dictionary mode (0.4 KiB for the session's life).
  */
-function sniff(sock: net.Socket, decide: (first: Uint8Array) => void): void {
+function sniff(sock: net.Socket, decide: (first: Uint8Array, release: () => void) => void): void {
   let first: Uint8Array = new Uint8Array(0);
+  let decided = false;
   const timer = setTimeout(() => sock.destroy(), FIRST_BYTE_TIMEOUT_MS);
   const onClose = () => clearTimeout(timer);
   const onData = (chunk: Uint8Array) => {
+    if (decided) return;
     first = first.length ? Buffer.concat([first, chunk]) : chunk;
     if (classifyFirstBytes(first) === "more") return;
+    decided = true;
     clearTimeout(timer);
-    sock.off("data", onData);
     // It shares this scope: left on, it would keep `first` for the session.
     sock.off("close", onClose);
     sock.pause();
-    decide(first);
+    const bytes = first;
+    first = EMPTY;
+    decide(bytes, () => sock.off("data", onData));
   };
   sock.on("data", onData);
   sock.on("close", onClose);
   sock.resume();
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** The client's address; on a unix socket, the socket's path. */
 function remoteOf(sock: net.Socket, at?: ListenAt): NetAddr {

@@ -168,15 +168,19 @@ export function connectNode(target: Target, options: ConnectOptions = {}): Promi
     const timer = setTimeout(() => {
       sock.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" }));
     }, timeoutMs);
-    sock.once("error", (error) => {
+    const onError = (error: Error) => {
       clearTimeout(timer);
       reject(error);
-    });
+    };
+    sock.once("error", onError);
     sock.once(target.kind === "tcp" && target.tls ? "secureConnect" : "connect", () => {
       clearTimeout(timer);
-      sock.removeAllListeners("error");
       if (target.kind === "tcp") sock.setKeepAlive(true);
-      resolve(socketConn(sock));
+      const conn = socketConn(sock);
+      // After the conn's own listener: removing the only one would delete the
+      // event's slot and put the listener table in dictionary mode (0.4 KiB).
+      sock.off("error", onError);
+      resolve(conn);
     });
   });
 }
