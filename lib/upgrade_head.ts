@@ -1,11 +1,11 @@
 /**
  * A strict parser for the one request head that matters most: a WebSocket
  * upgrade that arrived whole in the connection's first bytes. Adapters answer
- * it without an HTTP server, which costs `node:http` about 5 KiB of heap per
- * open session (it patches the socket's methods, which turns it into a
- * dictionary) and a fifth of a handshake's CPU. Anything unusual is not
- * parsed at all: the adapter hands those bytes to its HTTP server, which
- * answers them as before.
+ * it without an HTTP server: `node:http` kept up to 4 KiB of heap per open
+ * session (it replaces socket methods with closures, which turns the socket
+ * into a dictionary) and cost the Node proxy a quarter of a handshake's CPU
+ * (`bench/README.md`). Anything unusual is not parsed at all: the adapter
+ * hands those bytes to its HTTP server, which answers them as before.
  *
  * @module
  */
