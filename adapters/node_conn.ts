@@ -17,21 +17,37 @@ export function socketConn(sock: net.Socket): Conn {
   return new SocketConn(sock);
 }
 
+/** Where the shared listeners below find a socket's conn. */
+const CONN = Symbol("conn");
+type Owned = net.Socket & { [CONN]: SocketConn };
+
 // Classes rather than object literals with getters: V8 keeps those in
-// dictionary mode, at ~0.5 KiB each per session.
+// dictionary mode, at ~0.5 KiB each per session. The socket listeners are
+// shared functions rather than closures for the same reason.
 class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, QueueSource {
   readonly reader: ChunkQueue<Uint8Array> = new ChunkQueue(this, HIGH_WATER_MARK);
   readonly writer: SocketWriter;
-  #onData = (chunk: Uint8Array) => this.reader.push(chunk);
 
   constructor(readonly sock: net.Socket) {
     super();
     this.writer = new SocketWriter(sock);
-    const end = () => this.reader.end();
-    sock.on("data", this.#onData);
-    sock.on("end", end);
-    sock.on("close", end);
-    sock.on("error", (error) => this.reader.error(error));
+    (sock as Owned)[CONN] = this;
+    sock.on("data", SocketConn.#onData);
+    sock.on("end", SocketConn.#onEnd);
+    sock.on("close", SocketConn.#onEnd);
+    sock.on("error", SocketConn.#onError);
+  }
+
+  static #onData(this: net.Socket, chunk: Uint8Array): void {
+    (this as Owned)[CONN].reader.push(chunk);
+  }
+
+  static #onEnd(this: net.Socket): void {
+    (this as Owned)[CONN].reader.end();
+  }
+
+  static #onError(this: net.Socket, error: Error): void {
+    (this as Owned)[CONN].reader.error(error);
   }
 
   close(): void {
@@ -49,7 +65,7 @@ class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, Qu
   cancel(): void {
     // Keep reading and dropping: a socket closed with unread data sends RST,
     // which would discard bytes we still have to deliver to it.
-    this.sock.removeListener("data", this.#onData);
+    this.sock.removeListener("data", SocketConn.#onData);
     this.sock.resume();
   }
 }

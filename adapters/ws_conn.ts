@@ -59,7 +59,14 @@ export function acceptWebSocket(
   return new SocketWsConn(sock, protocol, head);
 }
 
-// A class, not an object literal with getters: see node_conn.ts.
+/** Where the shared listeners below find a socket's WebSocket. */
+const CONN = Symbol("websocket");
+type Owned = net.Socket & { [CONN]: SocketWsConn };
+const noop = () => {};
+
+// A class, not an object literal with getters: see node_conn.ts. Its socket
+// listeners are shared functions, not closures: with 10,000 sessions open,
+// every closure per session is 10,000 closures.
 class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   implements WsConn, QueueSource, FrameHandler {
   readonly reader: ChunkQueue<Uint8Array | string> = new ChunkQueue(this, HIGH_WATER_MARK);
@@ -70,27 +77,36 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   /** The close frame the client sent, if any. */
   #received: CloseInfo | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #onData = (chunk: Uint8Array) => this.#parser.push(chunk);
+  #resolveClosed: (info: CloseInfo) => void = noop;
 
   constructor(readonly sock: net.Socket, readonly protocol: string, head: Uint8Array) {
     super();
     this.writer = new WsWriter(sock, protocol === "base64");
-    this.closed = new Promise<CloseInfo>((resolve) => {
-      sock.once("close", () => {
-        clearTimeout(this.#timer);
-        this.reader.end();
-        resolve(this.#received ?? { code: 1006, reason: "" });
-      });
-    });
-    sock.on("data", this.#onData);
-    // The client went away without a close frame.
-    sock.on("end", () => {
-      this.reader.end();
-      // Ending twice builds an error object; we may have ended after a close.
-      if (!sock.writableEnded) sock.end();
-    });
-    sock.on("error", () => {}); // "close" follows
+    this.closed = new Promise<CloseInfo>((resolve) => (this.#resolveClosed = resolve));
+    (sock as Owned)[CONN] = this;
+    sock.on("close", SocketWsConn.#onClose);
+    sock.on("data", SocketWsConn.#onData);
+    sock.on("end", SocketWsConn.#onEnd);
+    sock.on("error", noop); // "close" follows
     if (head.length > 0) this.#parser.push(head);
+  }
+
+  static #onData(this: net.Socket, chunk: Uint8Array): void {
+    (this as Owned)[CONN].#parser.push(chunk);
+  }
+
+  /** The client went away without a close frame. */
+  static #onEnd(this: net.Socket): void {
+    (this as Owned)[CONN].reader.end();
+    // Ending twice builds an error object; we may have ended after a close.
+    if (!this.writableEnded) this.end();
+  }
+
+  static #onClose(this: net.Socket): void {
+    const ws = (this as Owned)[CONN];
+    clearTimeout(ws.#timer);
+    ws.reader.end();
+    ws.#resolveClosed(ws.#received ?? { code: 1006, reason: "" });
   }
 
   // --- WsConn ---

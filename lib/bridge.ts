@@ -230,7 +230,8 @@ export async function bridge(
  * Moves chunks from `reader` through `convert` to `writer`, waiting for the
  * writer's `ready` before each write, until the reader is done or `convert`
  * returns undefined (`onDone`), or something fails (`onError`). Exactly one
- * of the two is called, once.
+ * of the two is called, once. Two closures per direction stay alive: the
+ * helpers below are shared.
  */
 function pump<T, U>(
   reader: ChunkReader<T>,
@@ -244,22 +245,6 @@ function pump<T, U>(
     if (over) return;
     over = true;
     onError(error);
-  };
-  const next = () => {
-    try {
-      reader.read().then(onRead, fail);
-    } catch (error) {
-      fail(error);
-    }
-  };
-  const write = (chunk: U) => {
-    if (over) return;
-    try {
-      writer.write(chunk).catch(noop);
-    } catch (error) {
-      return fail(error);
-    }
-    next();
   };
   const onRead = ({ value, done }: ReadableStreamReadResult<T>) => {
     if (over) return;
@@ -279,10 +264,37 @@ function pump<T, U>(
       return;
     }
     const room = writer.ready;
-    if (room === READY) write(chunk);
-    else room.then(() => write(chunk), fail);
+    if (room === READY) writeThenRead(writer, chunk, reader, onRead, fail);
+    else room.then(() => over || writeThenRead(writer, chunk, reader, onRead, fail), fail);
   };
-  next();
+  readNext(reader, onRead, fail);
+}
+
+function readNext<T>(
+  reader: ChunkReader<T>,
+  onRead: (result: ReadableStreamReadResult<T>) => void,
+  fail: (error: unknown) => void,
+): void {
+  try {
+    reader.read().then(onRead, fail);
+  } catch (error) {
+    fail(error);
+  }
+}
+
+function writeThenRead<T, U>(
+  writer: ChunkWriter<U>,
+  chunk: U,
+  reader: ChunkReader<T>,
+  onRead: (result: ReadableStreamReadResult<T>) => void,
+  fail: (error: unknown) => void,
+): void {
+  try {
+    writer.write(chunk).catch(noop);
+  } catch (error) {
+    return fail(error);
+  }
+  readNext(reader, onRead, fail);
 }
 
 /** Pings every `ms`; drops a client that has missed two pongs in a row. */
