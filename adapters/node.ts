@@ -94,21 +94,19 @@ export async function listenNode(
     info: ConnInfo,
     release?: () => void,
   ) => {
-    let accepted: { protocol: string; target: Target; key: string } | undefined;
+    let accepted: { protocol: string; target: Target } | undefined;
     let req: Request;
     // Another protocol (h2c, ...) is a plain request, as upstream has it.
     const accept = websocket
-      ? (
-        protocol: string,
-        target: Target,
-      ) => (accepted = { protocol, target, key: req.headers.get("sec-websocket-key")! })
+      ? (protocol: string, target: Target) => (accepted = { protocol, target })
       : undefined;
     Promise.resolve()
       .then(() => handlers.fetch(req = request(), { info, accept }))
       .then((res) => {
         if (!accepted) return writeResponse(socket, res);
         if (!socket.readable || !socket.writable) return void socket.destroy();
-        const { protocol, target, key } = accepted;
+        const { protocol, target } = accepted;
+        const key = req.headers.get("sec-websocket-key")!;
         sockets.delete(socket as net.Socket);
         handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
         release?.();

@@ -290,7 +290,9 @@ function writeThenRead<T, U>(
   fail: (error: unknown) => void,
 ): void {
   try {
-    writer.write(chunk).catch(noop);
+    // The built-in writers return READY: no promise per chunk for a catch.
+    const written = writer.write(chunk);
+    if (written !== READY) written.catch(noop);
   } catch (error) {
     return fail(error);
   }

@@ -105,10 +105,8 @@ export function createSessions(options: SessionOptions): Sessions {
 
   return {
     open(ws, target, info) {
-      running.set(ws, DONE);
-      const session = run(ws, target, info);
-      // A session that failed at once has already left the table.
-      if (running.has(ws)) running.set(ws, session);
+      // `end` removes the session after its first await, so never before this.
+      running.set(ws, run(ws, target, info));
     },
     get size() {
       return running.size;
@@ -119,8 +117,6 @@ export function createSessions(options: SessionOptions): Sessions {
     },
   };
 }
-
-const DONE = Promise.resolve();
 
 /** How the log names a session. */
 function nameOf(info: ConnInfo, target: Target): string {
