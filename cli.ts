@@ -122,6 +122,7 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
     webAuth: options.webAuth,
     preferIpv6: options.preferIpv6,
     heartbeat: options.heartbeat,
+    handshakeTimeout: options.handshakeTimeout,
     logger: log,
     tls: serverTls(cli),
     sslOnly: cli.sslOnly,

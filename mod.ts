@@ -95,6 +95,12 @@ export interface WebsockifyOptions {
   preferIpv6?: boolean;
   /** Seconds between pings; a client that misses two pongs is dropped. */
   heartbeat?: number;
+  /**
+   * Seconds a connection may take to complete its WebSocket handshake (TLS
+   * included) or to send a whole HTTP request head, and to send the next one
+   * after an answer; it is dropped after that. Default 10; 0 is no limit.
+   */
+  handshakeTimeout?: number;
   /** Where log lines go; silent by default. */
   logger?: Logger;
   /** Replaces how targets are reached (default: `Deno.connect` on Deno, else `node:net`). */
@@ -170,6 +176,9 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     at: listenAt(options),
     tls: options.tls,
     sslOnly: options.sslOnly,
+    handshakeTimeoutMs: options.handshakeTimeout === undefined
+      ? undefined
+      : options.handshakeTimeout * 1000,
     log,
   }, { fetch: app.fetch, open: sessions.open });
   let markClosed!: () => void;

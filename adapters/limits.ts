@@ -19,3 +19,9 @@ export const CLOSE_TIMEOUT_MS = 5000;
 
 /** How long a new connection may take to send its first bytes. */
 export const FIRST_BYTE_TIMEOUT_MS = 3000;
+
+/**
+ * How long a connection may take to become a WebSocket session or to send a
+ * whole HTTP request head (`--handshake-timeout`).
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;

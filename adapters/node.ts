@@ -20,8 +20,9 @@ import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../lib/sniff.ts";
 import { formatAddr } from "../lib/target.ts";
 import { parseUpgradeHead } from "../lib/upgrade_head.ts";
+import { requestUrl } from "../lib/host.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
-import { FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
+import { FIRST_BYTE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
 import { createTlsServer, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
 
@@ -46,6 +47,11 @@ export interface ListenOptions {
   readonly tls?: TlsOptions;
   /** Refuse connections that do not start TLS. */
   readonly sslOnly?: boolean;
+  /**
+   * How long a connection may take to become a WebSocket session or to send
+   * a whole request head (again after each answer); 0 is no limit.
+   */
+  readonly handshakeTimeoutMs?: number;
   readonly log?: Logger;
 }
 
@@ -74,6 +80,10 @@ export async function listenNode(
 ): Promise<Listener> {
   const infos = new WeakMap<object, ConnInfo>();
   const sockets = new Set<net.Socket>();
+  // Connections not (yet) WebSocket sessions, by id: a TLS socket has its own info object.
+  const deadlines = new Map<number, Deadline>();
+  const deadlineOf = (sock: object) => deadlines.get(infos.get(sock)?.id ?? 0);
+  const handshakeMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   let nextId = 1;
 
   const httpServer = http.createServer(
@@ -81,6 +91,12 @@ export async function listenNode(
       handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
     ),
   );
+  // A request head is whole: the deadline waits for its answer, then for the next head.
+  httpServer.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const deadline = deadlineOf(req.socket);
+    deadline?.busy();
+    if (deadline) res.once("finish", () => deadline.idle());
+  });
   // Sockets arrive by emit("connection"), so this server never listens; Deno's
   // node:http then closes every keep-alive socket after one response
   // (denoland/deno#35609). It only reads the flag.
@@ -96,6 +112,7 @@ export async function listenNode(
   ) => {
     let accepted: { protocol: string; target: Target } | undefined;
     let req: Request;
+    const deadline = deadlines.get(info.id);
     // Another protocol (h2c, ...) is a plain request, as upstream has it.
     const accept = websocket
       ? (protocol: string, target: Target) => (accepted = { protocol, target })
@@ -103,8 +120,10 @@ export async function listenNode(
     Promise.resolve()
       .then(() => handlers.fetch(req = request(), { info, accept }))
       .then((res) => {
-        if (!accepted) return writeResponse(socket, res);
+        if (!accepted) return answer(socket, res, deadline);
         if (!socket.readable || !socket.writable) return void socket.destroy();
+        deadline?.stop();
+        deadlines.delete(info.id);
         const { protocol, target } = accepted;
         const key = req.headers.get("sec-websocket-key")!;
         sockets.delete(socket as net.Socket);
@@ -112,7 +131,7 @@ export async function listenNode(
         release?.();
         socket.resume();
       })
-      .catch(() => writeResponse(socket, new Response("Bad request", { status: 400 })));
+      .catch(() => answer(socket, new Response("Bad request", { status: 400 }), deadline));
   };
   httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", destroySelf);
@@ -141,7 +160,9 @@ export async function listenNode(
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
     const peerCn = Array.isArray(cn) ? cn[0] : cn;
-    infos.set(sock, { ...pending(sock), tls: true, peerCn });
+    const info = pending(sock);
+    infos.set(sock, { ...info, tls: true, peerCn });
+    deadlines.get(info.id)?.sockets.push(sock);
     httpServer.emit("connection", sock);
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
@@ -174,8 +195,8 @@ export async function listenNode(
       // A whole WebSocket upgrade in the first bytes needs no HTTP server.
       const head = parseUpgradeHead(first);
       if (!head) return serveHttp(sock, first, release);
-      const url = `http://${head.host ?? "localhost"}${head.path}`;
-      const request = () => new Request(url, { method: "GET", headers: head.headers });
+      const request = () =>
+        new Request(requestUrl(head.host, head.path), { method: "GET", headers: head.headers });
       upgrade(sock, request, true, first.subarray(head.length), info, release);
     }
   };
@@ -185,15 +206,19 @@ export async function listenNode(
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     connections++;
+    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
+    const deadline = new Deadline(sock, handshakeMs);
+    deadlines.set(info.id, deadline);
     sock.once("close", () => {
       sockets.delete(sock);
       connections--;
+      deadlines.get(info.id)?.stop();
+      deadlines.delete(info.id);
     });
     sock.on("error", destroySelf);
     if (!("path" in options.at)) sock.setNoDelay(true);
-    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
     infos.set(sock, info);
-    sniff(sock, (first, release) => route(sock, info, first, release));
+    sniff(sock, deadline, (first, release) => route(sock, info, first, release));
   });
   const addr = await bind(server, options.at);
   return {
@@ -217,27 +242,76 @@ export async function listenNode(
  * would delete the event's slot and put the socket's listener table in
  * dictionary mode (0.4 KiB for the session's life).
  */
-function sniff(sock: net.Socket, decide: (first: Uint8Array, release: () => void) => void): void {
+function sniff(
+  sock: net.Socket,
+  deadline: Deadline,
+  decide: (first: Uint8Array, release: () => void) => void,
+): void {
   let first: Uint8Array = new Uint8Array(0);
   let decided = false;
-  const timer = setTimeout(() => sock.destroy(), FIRST_BYTE_TIMEOUT_MS);
-  const onClose = () => clearTimeout(timer);
   const onData = (chunk: Uint8Array) => {
     if (decided) return;
     first = first.length ? Buffer.concat([first, chunk]) : chunk;
     if (classifyFirstBytes(first) === "more") return;
     decided = true;
-    clearTimeout(timer);
-    // It shares this scope: left on, it would keep `first` for the session.
-    sock.off("close", onClose);
+    deadline.firstBytes();
     sock.pause();
     const bytes = first;
     first = EMPTY;
     decide(bytes, () => sock.off("data", onData));
   };
   sock.on("data", onData);
-  sock.on("close", onClose);
   sock.resume();
+}
+
+/**
+ * One connection's time limit until it is a WebSocket session: its first
+ * bytes within {@link FIRST_BYTE_TIMEOUT_MS}, its 101 or a whole request head
+ * within `ms` of the accept, and after each HTTP answer the next head within
+ * `ms` again. Past it, the connection's sockets (TCP, then TLS) are destroyed.
+ */
+class Deadline {
+  readonly sockets: Duplex[];
+  readonly #ms: number;
+  readonly #start = Date.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Requests being answered. */
+  #answering = 0;
+
+  constructor(sock: Duplex, ms: number) {
+    this.sockets = [sock];
+    this.#ms = ms;
+    this.#arm(ms > 0 ? Math.min(ms, FIRST_BYTE_TIMEOUT_MS) : FIRST_BYTE_TIMEOUT_MS);
+  }
+
+  /** The first bytes arrived: what is left of `ms` since the accept. */
+  firstBytes(): void {
+    if (this.#ms > 0) this.#arm(this.#start + this.#ms - Date.now());
+    else this.stop();
+  }
+
+  /** A request is being answered: no limit until the answer is written. */
+  busy(): void {
+    this.#answering++;
+    this.stop();
+  }
+
+  /** An answer is written: the next request head has `ms`. */
+  idle(): void {
+    if (--this.#answering === 0 && this.#ms > 0) this.#arm(this.#ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      for (const sock of this.sockets) sock.destroy();
+    }, Math.max(ms, 0));
+  }
 }
 
 const EMPTY = new Uint8Array(0);
@@ -292,23 +366,81 @@ function toRequest(req: http.IncomingMessage): Request {
   const raw = req.rawHeaders;
   const headers: [string, string][] = [];
   for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
-  const base = `http://${req.headers.host ?? "localhost"}`;
-  const path = req.url ?? "/";
-  const url = path.startsWith("/") ? base + path : new URL(path, base).href;
-  return new Request(url, { method: req.method, headers });
+  return new Request(requestUrl(req.headers.host, req.url ?? "/"), {
+    method: req.method,
+    headers,
+  });
 }
 
-/** Answers a refused upgrade on the raw socket and closes it. */
+/**
+ * Answers an upgrade request that was not accepted (a refusal, or another
+ * protocol's upgrade served as a plain request) on the raw socket and ends
+ * it; the deadline then waits for the client's FIN.
+ */
+async function answer(socket: Duplex, res: Response, deadline?: Deadline): Promise<void> {
+  deadline?.busy();
+  try {
+    await writeResponse(socket, res);
+  } catch {
+    socket.destroy();
+  } finally {
+    deadline?.idle();
+  }
+}
+
+/** A body shorter than this without a Content-Length is read first to get one. */
+const SHORT_BODY = 64 * 1024;
+
+/**
+ * Writes `res` with `Connection: close`. The body (a `--web` file can be
+ * large) is streamed as the socket drains, never read whole.
+ */
 async function writeResponse(socket: Duplex, res: Response): Promise<void> {
-  const body = new Uint8Array(await res.arrayBuffer());
   const reason = res.statusText || http.STATUS_CODES[res.status] || "";
   let head = `HTTP/1.1 ${res.status} ${reason}\r\n`;
   res.headers.forEach((value, name) => {
     if (name !== "content-length" && name !== "connection") head += `${name}: ${value}\r\n`;
   });
-  head += `Content-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`;
+  let length = res.headers.get("content-length");
+  const reader = res.body?.getReader();
+  const first: Uint8Array[] = [];
+  let done = !reader;
+  if (length === null) {
+    let size = 0;
+    while (!done && size < SHORT_BODY) {
+      const chunk = await reader!.read();
+      if (chunk.done) done = true;
+      else size += first[first.push(chunk.value) - 1]!.byteLength;
+    }
+    if (done) length = String(size);
+  }
+  // Without a length the body ends with the connection.
+  if (length !== null) head += `Content-Length: ${length}\r\n`;
+  head += "Connection: close\r\n\r\n";
   socket.resume(); // on to the client's FIN; what else it sends is dropped
-  socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
+  let ready = socket.write(Buffer.concat([Buffer.from(head, "latin1"), ...first]));
+  while (!done) {
+    if (!ready) await drained(socket);
+    if (socket.destroyed) return void await reader!.cancel();
+    const chunk = await reader!.read();
+    if (chunk.done) break;
+    ready = socket.write(chunk.value);
+  }
+  socket.end();
+}
+
+/** Resolves when `socket` can take more bytes or is gone. */
+function drained(socket: Duplex): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.on("drain", done);
+    socket.on("close", done);
+  });
 }
 
 // A shared listener: a closure here would keep its request alive as long as

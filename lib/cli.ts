@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { HANDSHAKE_TIMEOUT_MS } from "../adapters/limits.ts";
 import { parseListen, parseTarget, UsageError } from "./target.ts";
 import type { NetAddr, Target } from "./types.ts";
 
@@ -46,6 +47,13 @@ export const OPTIONS = {
     type: "string",
     arg: "N",
     help: "ping the client every N seconds; drop it after two missed pongs",
+  },
+  "handshake-timeout": {
+    type: "string",
+    arg: "N",
+    help: `drop a client with no handshake or request in N s (default ${
+      HANDSHAKE_TIMEOUT_MS / 1000
+    }; 0: never)`,
   },
   web: { type: "string", arg: "DIR", help: "serve files from DIR on the same port" },
   "web-auth": { type: "boolean", help: "apply --auth-plugin to --web requests too" },
@@ -230,6 +238,8 @@ export interface CliRun {
   readonly preferIpv6: boolean;
   /** Seconds between pings; 0 is off. */
   readonly heartbeat: number;
+  /** `--handshake-timeout` in seconds; 0 is off. */
+  readonly handshakeTimeout: number;
   readonly tls: CliTls;
   /** `--web` directory, as given. */
   readonly web?: string;
@@ -345,6 +355,9 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,
+    handshakeTimeout: values["handshake-timeout"] === undefined
+      ? HANDSHAKE_TIMEOUT_MS / 1000
+      : integer("handshake-timeout", values["handshake-timeout"]),
     lifecycle,
   };
 }

@@ -53,6 +53,7 @@ const DEFAULTS = {
   traffic: false,
   preferIpv6: false,
   heartbeat: 0,
+  handshakeTimeout: 10,
   tls: NO_TLS,
   web: undefined,
   fileOnly: false,
@@ -98,6 +99,12 @@ const PARSES: [string[], CliOptions][] = [
     heartbeat: 5,
     listen: { hostname: "", port: 6080 },
     target: { kind: "tcp", hostname: "h", port: 5900 },
+  }],
+  [["--handshake-timeout=0", "6080", "h:5900"], {
+    ...DEFAULTS,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 5900 },
+    handshakeTimeout: 0,
   }],
   [["6080", "--heartbeat", "7", "--prefer-ipv6", "--verbose", "h:5900"], {
     ...DEFAULTS,
@@ -223,6 +230,10 @@ const ERRORS: [string[], string][] = [
   [["--heartbeat=x", "6080", "h:1"], "option --heartbeat: invalid integer value: 'x'"],
   [["--heartbeat=-1", "6080", "h:1"], "option --heartbeat: invalid integer value: '-1'"],
   [["6080", "h:1", "--heartbeat"], "--heartbeat option requires 1 argument"],
+  [
+    ["--handshake-timeout=1.5", "6080", "h:1"],
+    "option --handshake-timeout: invalid integer value: '1.5'",
+  ],
   [["--traffic=yes", "6080", "h:1"], "--traffic option does not take a value"],
 ];
 
