@@ -25,6 +25,13 @@ export interface UpgradeHead {
 /** Node's default limit on a request head (`--max-http-header-size`). */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
+/**
+ * More header lines than any browser sends. Bun's `node:http` refuses a head
+ * with many more (and Node keeps only the first 2000): such a head goes to
+ * the HTTP server, to be answered as it would be there.
+ */
+export const MAX_HEADERS = 64;
+
 const REQUEST_LINE = /^GET (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x20-\x7e\t]*?)[ \t]*$/;
 /** Headers whose presence makes the request unusual enough for the full server. */
@@ -35,7 +42,7 @@ const decoder = new TextDecoder();
  * Parses `bytes` as a complete `GET ... HTTP/1.1` request head asking to
  * upgrade to `websocket`; undefined for anything else (incomplete, another
  * method or version, non-ASCII, folded or malformed lines, a body, two Host
- * headers, no Upgrade).
+ * headers, more than {@link MAX_HEADERS} header lines, no Upgrade).
  *
  * @example
  * ```ts
@@ -49,6 +56,7 @@ export function parseUpgradeHead(bytes: Uint8Array): UpgradeHead | undefined {
   const end = headEnd(bytes);
   if (end < 0) return undefined;
   const lines = decoder.decode(bytes.subarray(0, end - 4)).split("\r\n");
+  if (lines.length > MAX_HEADERS + 1) return undefined;
   const path = REQUEST_LINE.exec(lines[0]!)?.[1];
   if (path === undefined) return undefined;
   const headers: [string, string][] = [];

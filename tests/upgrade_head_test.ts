@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MAX_HEAD_BYTES, parseUpgradeHead } from "../lib/upgrade_head.ts";
+import { MAX_HEAD_BYTES, MAX_HEADERS, parseUpgradeHead } from "../lib/upgrade_head.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const HEAD = "GET /websockify?token=a%20b HTTP/1.1\r\nHost: example.com:6080\r\n" +
@@ -75,5 +75,12 @@ describe("parseUpgradeHead()", () => {
     assert.equal(pad(n).length, MAX_HEAD_BYTES);
     assert.equal(parseUpgradeHead(bytes(pad(n)))?.length, MAX_HEAD_BYTES);
     assert.equal(parseUpgradeHead(bytes(pad(n + 1))), undefined);
+  });
+
+  test("takes up to MAX_HEADERS header lines, not one more", () => {
+    const lines = HEAD.split("\r\n").length - 3; // request line and the blank line
+    const pad = (n: number) => HEAD.replace("X-Empty:", "X-Pad: a\r\n".repeat(n) + "X-Empty:");
+    assert.ok(parseUpgradeHead(bytes(pad(MAX_HEADERS - lines))));
+    assert.equal(parseUpgradeHead(bytes(pad(MAX_HEADERS - lines + 1))), undefined);
   });
 });
