@@ -84,21 +84,27 @@ describe("the handshake deadline", () => {
   let certs: Certs;
   let echo: TcpServer;
   let proxy: Websockify;
+  let web: string;
+  const FILE = 4 * 1024 * 1024;
   // The deadline is 1 s; a connection must be gone well before it would be without one.
   const BOUND = 4000;
 
   before(async () => {
     certs = makeCerts();
+    web = fs.mkdtempSync(path.join(os.tmpdir(), "wsfy-web-"));
+    fs.writeFileSync(path.join(web, "file.bin"), Buffer.alloc(FILE, 0x62));
     echo = await startEchoServer();
     proxy = await startProxy(`127.0.0.1:${echo.port}`, {
       handshakeTimeout: 1,
       tls: { cert: certs.combined },
+      web,
     });
   });
   after(async () => {
     await proxy.close();
     await echo.close();
     certs.remove();
+    fs.rmSync(web, { recursive: true, force: true });
   });
 
   const cases: [string, (sock: net.Socket) => Promise<void> | void][] = [
@@ -147,13 +153,52 @@ describe("the handshake deadline", () => {
     sock.setEncoding("latin1");
     sock.on("data", (d: string) => (text += d));
     const { closed } = track(sock);
-    sock.write("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    sock.write("DELETE / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     await waitFor(() => text.includes("\r\n\r\n"), 5000, "the answer");
     const answered = Date.now();
     await within(BOUND, closed, "close by the proxy").finally(() => sock.destroy());
     assert.match(text, /^HTTP\/1\.1 405 /);
     assert.ok(Date.now() - answered < BOUND);
   });
+
+  test("keep-alive requests that each come in time keep their connection", async () => {
+    const sock = await connect(proxy.addr.port);
+    let text = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => (text += d));
+    const { isOpen } = track(sock);
+    try {
+      for (let i = 1; i <= 3; i++) {
+        sock.write("DELETE / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        await waitFor(() => text.split("HTTP/1.1 405").length > i, 5000, `answer ${i}`);
+        await sleep(600);
+      }
+      assert.ok(isOpen(), "closed while requests came in time");
+    } finally {
+      sock.destroy();
+    }
+  });
+
+  // A reader that stalls past the deadline: the answer has started, so it is not cut.
+  for (
+    const [how, extra] of [["plain", ""], [
+      "h2c upgrade",
+      "Upgrade: h2c\r\nConnection: Upgrade\r\n",
+    ]]
+  ) {
+    test(`a ${how} download slower than the deadline completes`, async () => {
+      const sock = await connect(proxy.addr.port);
+      const { closed } = track(sock);
+      sock.pause();
+      let bytes = 0;
+      sock.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      sock.write(`GET /file.bin HTTP/1.1\r\nHost: localhost\r\n${extra}Connection: close\r\n\r\n`);
+      await sleep(1500);
+      sock.resume();
+      await within(10000, closed, "the download").finally(() => sock.destroy());
+      assert.ok(bytes > FILE, `${bytes} bytes`);
+    });
+  }
 
   test("a session that opened in time outlives the deadline", async () => {
     const raw = await exchange(proxy.addr.port, [
