@@ -22,7 +22,7 @@ import { formatAddr } from "../lib/target.ts";
 import { parseUpgradeHead } from "../lib/upgrade_head.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
 import { FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
-import { createTlsServer, type TlsOptions } from "./tls.ts";
+import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
 
 /** Where to listen: a TCP address, a unix socket path, or an inherited fd. */
@@ -44,7 +44,7 @@ export interface ListenOptions {
   readonly at: ListenAt;
   /** Serve TLS on the same port; the first byte tells which. */
   readonly tls?: TlsOptions;
-  /** Refuse connections that do not start TLS. */
+  /** Refuse connections that do not start TLS; implied by `tls.verifyClient`. */
   readonly sslOnly?: boolean;
   readonly log?: Logger;
 }
@@ -107,7 +107,9 @@ export async function listenNode(
         if (!socket.readable || !socket.writable) return void socket.destroy();
         const { protocol, target } = accepted;
         const key = req.headers.get("sec-websocket-key")!;
-        sockets.delete(socket as net.Socket);
+        // The session owns the socket now, and a TLS one the raw socket under
+        // it: closing the listener (--timeout, shutdown) must not cut either.
+        sockets.delete(rawSocket(socket));
         handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
         release?.();
         socket.resume();
@@ -129,24 +131,26 @@ export async function listenNode(
   };
 
   const log = options.log ?? SILENT_LOGGER;
+  // A client certificate is only asked for over TLS: plain clients would skip it.
+  const sslOnly = options.sslOnly || (options.tls?.verifyClient ?? false);
   const tlsServer = options.tls && createTlsServer(options.tls);
-  // A TLS socket is a new object: find its connection's info by the client's address.
-  const handshaking = new Map<string, ConnInfo>();
-  const pending = (sock: net.Socket) => {
-    const key = `${sock.remoteAddress}|${sock.remotePort}`;
-    const info = handshaking.get(key);
-    handshaking.delete(key);
-    return info ?? { id: nextId++, remote: remoteOf(sock, options.at), tls: true };
-  };
+  // A TLS socket wraps the sniffed one, whose info is known from the start.
+  const infoOf = (sock: tls.TLSSocket) => infos.get(rawSocket(sock))!;
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
+    const info = infoOf(sock);
+    const refused = options.tls?.verifyClient ? clientCertRefusal(sock) : undefined;
+    if (refused) {
+      log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${refused}`);
+      return void sock.destroy();
+    }
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
     const peerCn = Array.isArray(cn) ? cn[0] : cn;
-    infos.set(sock, { ...pending(sock), tls: true, peerCn });
+    infos.set(sock, { ...info, tls: true, peerCn });
     httpServer.emit("connection", sock);
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
-    const info = pending(sock);
-    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${error.message}`);
+    const info = infoOf(sock);
+    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${tlsErrorText(error)}`);
   });
 
   const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
@@ -157,9 +161,6 @@ export async function listenNode(
       sock.end(POLICY_RESPONSE);
       sock.resume();
     } else if (kind === "tls" && tlsServer) {
-      const key = `${sock.remoteAddress}|${sock.remotePort}`;
-      handshaking.set(key, info);
-      sock.once("close", () => handshaking.delete(key));
       sock.unshift(first);
       tlsServer.emit("connection", sock);
       release();
@@ -167,7 +168,7 @@ export async function listenNode(
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
       sock.destroy();
-    } else if (options.sslOnly) {
+    } else if (sslOnly) {
       log.info(`${client}: non-SSL connection received but disallowed`);
       sock.destroy();
     } else {
@@ -241,6 +242,14 @@ function sniff(sock: net.Socket, decide: (first: Uint8Array, release: () => void
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The accepted socket under a TLS one (`_parent` on every runtime's
+ * `TLSSocket`), or the socket itself.
+ */
+function rawSocket(sock: Duplex): net.Socket {
+  return ((sock as { _parent?: net.Socket })._parent ?? sock) as net.Socket;
+}
 
 /** The client's address; on a unix socket, the socket's path. */
 function remoteOf(sock: net.Socket, at?: ListenAt): NetAddr {
