@@ -150,7 +150,11 @@ function banner(
     log.info(`  - Web server${kind}. Web root: ${path.resolve(options.web)}`);
   }
   log.info(settings.tls ? "  - SSL/TLS support" : "  - No SSL/TLS support (no cert file)");
-  if (options.tls.sslOnly) log.info("  - Deny non-SSL/TLS connections");
+  const { sslOnly, verifyClient } = options.tls;
+  if (sslOnly || verifyClient) {
+    const why = sslOnly ? "" : " (implied by --verify-client)";
+    log.info(`  - Deny non-SSL/TLS connections${why}`);
+  }
   if (lifecycle.daemon) log.info("  - Backgrounding (daemon)");
   if (lifecycle.record) log.info(`  - Recording to '${path.resolve(lifecycle.record)}.*'`);
   const using = options.sslTarget ? " (using SSL)" : "";

@@ -23,7 +23,7 @@ import { parseUpgradeHead } from "../lib/upgrade_head.ts";
 import { requestUrl } from "../lib/host.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
 import { FIRST_BYTE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
-import { createTlsServer, type TlsOptions } from "./tls.ts";
+import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
 
 /** Where to listen: a TCP address, a unix socket path, or an inherited fd. */
@@ -45,7 +45,7 @@ export interface ListenOptions {
   readonly at: ListenAt;
   /** Serve TLS on the same port; the first byte tells which. */
   readonly tls?: TlsOptions;
-  /** Refuse connections that do not start TLS. */
+  /** Refuse connections that do not start TLS; implied by `tls.verifyClient`. */
   readonly sslOnly?: boolean;
   /**
    * How long a connection may take to become a WebSocket session or to send
@@ -126,7 +126,9 @@ export async function listenNode(
         deadlines.delete(info.id);
         const { protocol, target } = accepted;
         const key = req.headers.get("sec-websocket-key")!;
-        sockets.delete(socket as net.Socket);
+        // The session owns the socket now, and a TLS one the raw socket under
+        // it: closing the listener (--timeout, shutdown) must not cut either.
+        sockets.delete(rawSocket(socket));
         handlers.open(acceptWebSocket(socket as net.Socket, key, protocol, head), target, info);
         release?.();
         socket.resume();
@@ -148,26 +150,27 @@ export async function listenNode(
   };
 
   const log = options.log ?? SILENT_LOGGER;
+  // A client certificate is only asked for over TLS: plain clients would skip it.
+  const sslOnly = options.sslOnly || (options.tls?.verifyClient ?? false);
   const tlsServer = options.tls && createTlsServer(options.tls);
-  // A TLS socket is a new object: find its connection's info by the client's address.
-  const handshaking = new Map<string, ConnInfo>();
-  const pending = (sock: net.Socket) => {
-    const key = `${sock.remoteAddress}|${sock.remotePort}`;
-    const info = handshaking.get(key);
-    handshaking.delete(key);
-    return info ?? { id: nextId++, remote: remoteOf(sock, options.at), tls: true };
-  };
+  // A TLS socket wraps the sniffed one, whose info is known from the start.
+  const infoOf = (sock: tls.TLSSocket) => infos.get(rawSocket(sock))!;
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
+    const info = infoOf(sock);
+    const refused = options.tls?.verifyClient ? clientCertRefusal(sock) : undefined;
+    if (refused) {
+      log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${refused}`);
+      return void sock.destroy();
+    }
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
     const peerCn = Array.isArray(cn) ? cn[0] : cn;
-    const info = pending(sock);
     infos.set(sock, { ...info, tls: true, peerCn });
     deadlines.get(info.id)?.sockets.push(sock);
     httpServer.emit("connection", sock);
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
-    const info = pending(sock);
-    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${error.message}`);
+    const info = infoOf(sock);
+    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${tlsErrorText(error)}`);
   });
 
   const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
@@ -178,9 +181,6 @@ export async function listenNode(
       sock.end(POLICY_RESPONSE);
       sock.resume();
     } else if (kind === "tls" && tlsServer) {
-      const key = `${sock.remoteAddress}|${sock.remotePort}`;
-      handshaking.set(key, info);
-      sock.once("close", () => handshaking.delete(key));
       sock.unshift(first);
       tlsServer.emit("connection", sock);
       release();
@@ -188,7 +188,7 @@ export async function listenNode(
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
       sock.destroy();
-    } else if (options.sslOnly) {
+    } else if (sslOnly) {
       log.info(`${client}: non-SSL connection received but disallowed`);
       sock.destroy();
     } else {
@@ -315,6 +315,14 @@ class Deadline {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The accepted socket under a TLS one (`_parent` on every runtime's
+ * `TLSSocket`), or the socket itself.
+ */
+function rawSocket(sock: Duplex): net.Socket {
+  return ((sock as { _parent?: net.Socket })._parent ?? sock) as net.Socket;
+}
 
 /** The client's address; on a unix socket, the socket's path. */
 function remoteOf(sock: net.Socket, at?: ListenAt): NetAddr {

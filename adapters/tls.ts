@@ -20,9 +20,15 @@ export interface TlsOptions {
   readonly passphrase?: string;
   /** Lowest protocol version accepted. */
   readonly minVersion?: tls.SecureVersion;
-  /** OpenSSL cipher list. */
+  /**
+   * OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are not
+   * affected, as with upstream's `set_ciphers`). Not supported on Deno.
+   */
   readonly ciphers?: string;
-  /** Require a client certificate signed by `ca` (`--verify-client`). */
+  /**
+   * Require a client certificate signed by `ca` (`--verify-client`); implies
+   * refusing plain connections.
+   */
   readonly verifyClient?: boolean;
   /** PEM CA bundle for client certificates; the system CAs when absent. */
   readonly ca?: string;
@@ -54,9 +60,11 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
     minVersion: options.minVersion,
     ciphers: options.ciphers,
     requestCert: options.verifyClient ?? false,
-    rejectUnauthorized: options.verifyClient ?? false,
+    // The listener refuses an unverified client itself (clientCertRefusal), to log why.
+    rejectUnauthorized: false,
     ca: options.verifyClient && options.ca ? read(options.ca, "CA file") : undefined,
   };
+  checkCiphers(options.ciphers);
   checkKeyPair(options, cert, key);
   try {
     tls.createSecureContext(secure);
@@ -64,6 +72,62 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
     throw new TlsConfigError(`Cannot use certificate "${options.cert}": ${errorText(error)}`);
   }
   return secure;
+}
+
+/**
+ * A cipher list matching nothing fails here, not as a certificate problem.
+ * Deno's TLS (rustls) ignores the list, so it is refused there.
+ */
+function checkCiphers(ciphers: string | undefined): void {
+  if (ciphers === undefined) return;
+  if ("Deno" in globalThis) {
+    throw new TlsConfigError("A cipher list (--ssl-ciphers) is not supported on Deno");
+  }
+  try {
+    tls.createSecureContext({ ciphers });
+  } catch (error) {
+    throw new TlsConfigError(`Cannot use cipher list "${ciphers}": ${tlsErrorText(error)}`);
+  }
+}
+
+/**
+ * One line for a TLS error: OpenSSL's reason ("no shared cipher") where the
+ * message is an OpenSSL error string (Node's ends in a newline, Bun's is in
+ * upper case), else the message's first line.
+ */
+export function tlsErrorText(error: unknown): string {
+  const text = errorText(error).trim();
+  const reason = /error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+)/.exec(text)?.[1];
+  return reason ? reason.replaceAll("_", " ").toLowerCase() : text;
+}
+
+/**
+ * Why a client certificate is refused under `verifyClient`, or undefined
+ * when it is verified. Deno's verifier (webpki) accepts X.509 v3 only and
+ * reports a v1 certificate as a bad signature: that is said plainly.
+ */
+export function clientCertRefusal(sock: tls.TLSSocket): string | undefined {
+  if (sock.authorized) return undefined;
+  const peer = sock.getPeerCertificate();
+  if (!peer?.raw) return "no client certificate";
+  const why = String(sock.authorizationError ?? "not verified");
+  const v1 = "Deno" in globalThis && isX509v1(peer.raw)
+    ? ", an X.509 v1 certificate, which Deno does not accept"
+    : "";
+  return `client certificate refused: ${why}${v1}`;
+}
+
+/** A v1 certificate's TBSCertificate has no explicit [0] version field. */
+function isX509v1(der: Uint8Array): boolean {
+  // SEQUENCE { SEQUENCE (tbs) { [0] version? ...
+  let i = 0;
+  const skipHeader = () => {
+    const len = der[i + 1]!;
+    i += 2 + (len & 0x80 ? len & 0x7f : 0);
+  };
+  skipHeader(); // Certificate
+  skipHeader(); // TBSCertificate
+  return der[i] !== 0xa0;
 }
 
 const KEY_PEM = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/;

@@ -75,10 +75,14 @@ export const OPTIONS = {
     arg: "VERSION",
     help: "lowest TLS version: tlsv1_1, tlsv1_2 or tlsv1_3",
   },
-  "ssl-ciphers": { type: "string", arg: "LIST", help: "allowed TLS ciphers (OpenSSL syntax)" },
+  "ssl-ciphers": {
+    type: "string",
+    arg: "LIST",
+    help: "allowed ciphers for TLS 1.2 and older (OpenSSL syntax); not on Deno",
+  },
   "verify-client": {
     type: "boolean",
-    help: "require a client certificate signed by --cafile",
+    help: "require a client certificate signed by --cafile; implies --ssl-only",
   },
   cafile: { type: "string", arg: "FILE", help: "CA bundle for --verify-client" },
   "ssl-target": {

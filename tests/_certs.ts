@@ -25,6 +25,9 @@ export interface Certs {
   /** Client certificate CN=alice from `ca`. */
   readonly clientCert: string;
   readonly clientKey: string;
+  /** Client certificate CN=bob from `ca` without extensions: X.509 v1. */
+  readonly v1ClientCert: string;
+  readonly v1ClientKey: string;
   /** Client certificate CN=mallory from an unrelated CA. */
   readonly strangerCert: string;
   readonly strangerKey: string;
@@ -45,18 +48,20 @@ function makeCa(dir: string, name: string): void {
   );
 }
 
-function issue(dir: string, ca: string, name: string, cn: string, san?: string): void {
+/** `ext` is an extension line, or null for none (a v1 certificate). */
+function issue(dir: string, ca: string, name: string, cn: string, ext?: string | null): void {
   openssl(
     dir,
     ...["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
     ...["-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`],
   );
-  const ext = path.join(dir, `${name}.ext`);
-  fs.writeFileSync(ext, san ? `subjectAltName=${san}\n` : "basicConstraints=CA:FALSE\n");
+  const extFile = path.join(dir, `${name}.ext`);
+  if (ext !== null) fs.writeFileSync(extFile, ext ?? "basicConstraints=CA:FALSE\n");
   openssl(
     dir,
     ...["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.pem`, "-CAkey", `${ca}.key`],
-    ...["-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", ext],
+    ...["-CAcreateserial", "-out", `${name}.pem`, "-days", "2"],
+    ...(ext === null ? [] : ["-extfile", extFile]),
   );
 }
 
@@ -66,9 +71,10 @@ export function makeCerts(): Certs {
   const p = (f: string) => path.join(dir, f);
   makeCa(dir, "ca");
   makeCa(dir, "other-ca");
-  issue(dir, "ca", "server", "localhost", "DNS:localhost,IP:127.0.0.1");
-  issue(dir, "ca", "nameonly", "localhost", "DNS:localhost");
+  issue(dir, "ca", "server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  issue(dir, "ca", "nameonly", "localhost", "subjectAltName=DNS:localhost\n");
   issue(dir, "ca", "alice", "alice");
+  issue(dir, "ca", "bob", "bob", null);
   issue(dir, "other-ca", "mallory", "mallory");
   fs.writeFileSync(
     p("self.pem"),
@@ -95,6 +101,8 @@ export function makeCerts(): Certs {
     nameOnlyKey: p("nameonly.key"),
     clientCert: p("alice.pem"),
     clientKey: p("alice.key"),
+    v1ClientCert: p("bob.pem"),
+    v1ClientKey: p("bob.key"),
     strangerCert: p("mallory.pem"),
     strangerKey: p("mallory.key"),
     encryptedKey: p("enc.key"),

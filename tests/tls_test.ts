@@ -4,8 +4,10 @@
  * first-byte timeout.
  */
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
+import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import WebSocket from "ws";
@@ -15,6 +17,8 @@ import {
   closed,
   receive,
   runCli,
+  RUNTIME,
+  sleep,
   spawnCli,
   startEchoServer,
   startProxy,
@@ -50,6 +54,26 @@ async function echoOnce(ws: WebSocket): Promise<void> {
   assert.deepEqual(await within(5000, got), new Uint8Array([7, 8, 9]));
   ws.close();
   await closed(ws);
+}
+
+/** The SHA-256 fingerprint of the certificate a TLS client is shown. */
+function serverFingerprint(port: number): Promise<string> {
+  return within(
+    5000,
+    new Promise((resolve, reject) => {
+      const sock = tls.connect({
+        port,
+        host: "127.0.0.1",
+        servername: "localhost",
+        ca: fs.readFileSync(certs.ca),
+      }, () => {
+        resolve(sock.getPeerCertificate().fingerprint256);
+        sock.destroy();
+      });
+      sock.on("error", reject);
+    }),
+    "TLS handshake",
+  );
 }
 
 /** Resolves with what the server sends before closing. */
@@ -101,6 +125,44 @@ describe("same-port TLS", () => {
       sock.on("error", reject);
     });
     assert.match(res, /^HTTP\/1\.1 405 /);
+  });
+
+  test("a TLS error line names the connection and its client, on one line", async () => {
+    const sock = net.connect({ port: proxy.addr.port, host: "127.0.0.1" });
+    sock.on("error", () => {});
+    await new Promise((r) => sock.once("connect", r));
+    const client = `127.0.0.1:${sock.localPort}`;
+    // A TLS record whose handshake message is nonsense.
+    sock.write(Buffer.from([0x16, 3, 1, 0, 5, 0x68, 0x65, 0x6c, 0x6c, 0x6f]));
+    await waitFor(() => lines.some((l) => l.includes(client)), 5000, lines.join("\n"));
+    sock.destroy();
+    const line = lines.find((l) => l.includes(client))!;
+    assert.match(line, new RegExp(` #[1-9]\\d* ${client}: TLS error: \\S.*\\S$`));
+    assert.ok(lines.every((l) => l.trim() !== "" && !l.includes("\n")), lines.join("|"));
+  });
+
+  test("a renewed certificate is picked up without a restart", async () => {
+    const file = `${certs.dir}/renewed.pem`;
+    const pair = (cert: string, key: string) => fs.readFileSync(cert) + "" + fs.readFileSync(key);
+    fs.writeFileSync(file, pair(certs.cert, certs.key));
+    const renewing = await startProxy(`127.0.0.1:${echo.port}`, { tls: { cert: file } });
+    const seen = () => serverFingerprint(renewing.addr.port);
+    try {
+      const before = await seen();
+      assert.equal(before, new crypto.X509Certificate(fs.readFileSync(certs.cert)).fingerprint256);
+      fs.writeFileSync(file, pair(certs.nameOnlyCert, certs.nameOnlyKey));
+      const renewed = new crypto.X509Certificate(fs.readFileSync(certs.nameOnlyCert));
+      // Files are checked at most once a second, when a connection arrives.
+      let now = before;
+      for (let i = 0; i < 40 && now === before; i++) {
+        await sleep(250);
+        now = await seen();
+      }
+      assert.equal(now, renewed.fingerprint256);
+      await echoOnce(await connect(`wss://localhost:${renewing.addr.port}/`));
+    } finally {
+      await renewing.close();
+    }
   });
 
   test("a Flash policy request gets the policy and a close", async () => {
@@ -167,6 +229,55 @@ describe("TLS options", () => {
   });
 });
 
+describe("--ssl-ciphers", () => {
+  const inList = "ECDHE-ECDSA-AES128-GCM-SHA256";
+  const outside = "ECDHE-ECDSA-AES256-GCM-SHA384";
+  const tlsOptions = () => ({ cert: certs.combined, ciphers: inList });
+
+  if (RUNTIME === "deno") {
+    // Deno's TLS cannot restrict ciphers: the option is refused, not ignored.
+    test("is refused at start-up on Deno", async () => {
+      await assert.rejects(
+        startProxy(`127.0.0.1:${echo.port}`, { tls: tlsOptions() }),
+        /cipher list \(--ssl-ciphers\) is not supported on Deno/,
+      );
+    });
+    return;
+  }
+
+  test("a TLS 1.2 client with a cipher outside the list is refused, one inside connects", async () => {
+    const lines: string[] = [];
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
+      tls: tlsOptions(),
+      logger: createLogger({ write: (l) => lines.push(l) }),
+    });
+    try {
+      const url = `wss://localhost:${proxy.addr.port}/`;
+      await assert.rejects(connect(url, { maxVersion: "TLSv1.2", ciphers: outside }));
+      await waitFor(() => lines.some((l) => l.includes("TLS error:")));
+      assert.match(
+        lines.find((l) => l.includes("TLS error:"))!,
+        / #1 127\.0\.0\.1:\d+: TLS error: no shared cipher$/,
+      );
+      await echoOnce(await connect(url, { maxVersion: "TLSv1.2", ciphers: inList }));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("TLS 1.3 suites are not restricted by the list, as upstream's", async () => {
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
+      tls: tlsOptions(),
+    });
+    try {
+      const url = `wss://localhost:${proxy.addr.port}/`;
+      await echoOnce(await connect(url, { minVersion: "TLSv1.3" }));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("client certificates", () => {
   let proxy: Websockify;
   const lines: string[] = [];
@@ -199,6 +310,30 @@ describe("client certificates", () => {
       }),
     );
     assert.ok(!lines.some((l) => l.includes("mallory")));
+    await waitFor(() => lines.some((l) => /TLS error: client certificate refused: \S/.test(l)));
+  });
+
+  test("a plain client is refused without --ssl-only", async () => {
+    await assert.rejects(connect(`ws://127.0.0.1:${proxy.addr.port}/`));
+    await waitFor(() =>
+      lines.some((l) => l.includes("non-SSL connection received but disallowed"))
+    );
+  });
+
+  // Deno's verifier (webpki) accepts X.509 v3 only: there it is refused, with the reason logged.
+  test(`an X.509 v1 client certificate is ${RUNTIME === "deno" ? "refused" : "accepted"}`, async () => {
+    const opening = connect(`wss://localhost:${proxy.addr.port}/`, {
+      cert: fs.readFileSync(certs.v1ClientCert),
+      key: fs.readFileSync(certs.v1ClientKey),
+    });
+    if (RUNTIME !== "deno") {
+      await echoOnce(await opening);
+      assert.ok(lines.some((l) => l.includes("client CN 'bob'")), lines.join("\n"));
+      return;
+    }
+    await assert.rejects(opening);
+    const v1 = /TLS error: client certificate refused: .*X\.509 v1 certificate.*Deno/;
+    await waitFor(() => lines.some((l) => v1.test(l)), 5000, lines.join("\n"));
   });
 });
 
@@ -263,6 +398,62 @@ describe("TLS on the command line", () => {
     oneLine(stderr, /SSL only and .*self\.pem not found/);
   });
 
+  test("a cipher list matching nothing is one line and exit 1", async () => {
+    const args = [`--cert=${certs.combined}`, "--ssl-ciphers=NOSUCHCIPHER", "0", "127.0.0.1:1"];
+    const { code, stderr } = await runCli(args);
+    assert.equal(code, 1);
+    oneLine(
+      stderr,
+      RUNTIME === "deno"
+        ? /--ssl-ciphers\) is not supported on Deno$/
+        : /^websockify: error: Cannot use cipher list "NOSUCHCIPHER": no cipher match$/,
+    );
+  });
+
+  test("--verify-client implies --ssl-only, in --help and the banner", async () => {
+    const help = await runCli(["--help"]);
+    assert.match(help.stdout, /--verify-client .*implies --ssl-only/);
+    const proc = spawnCli([
+      `--cert=${certs.combined}`,
+      "--verify-client",
+      `--cafile=${certs.ca}`,
+      "127.0.0.1:0",
+      `127.0.0.1:${echo.port}`,
+    ]);
+    try {
+      const port = await proc.port();
+      await waitFor(() => proc.stderr.includes("proxying from"), 5000, "banner");
+      assert.match(proc.stderr, / - Deny non-SSL\/TLS connections \(implied by --verify-client\)/);
+      await assert.rejects(connect(`ws://127.0.0.1:${port}/`));
+    } finally {
+      await proc.kill();
+    }
+  });
+
+  test("--ssl-target-cafile trusts a self-signed CA for the target", async () => {
+    const target = tls.createServer({
+      cert: fs.readFileSync(certs.nameOnlyCert),
+      key: fs.readFileSync(certs.nameOnlyKey),
+    }, (sock) => sock.pipe(sock));
+    await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+    const to = `localhost:${(target.address() as net.AddressInfo).port}`;
+    try {
+      for (const trust of [false, true]) {
+        const ca = trust ? [`--ssl-target-cafile=${certs.ca}`] : [];
+        const proc = spawnCli(["--ssl-target", ...ca, "127.0.0.1:0", to]);
+        try {
+          const ws = await connect(`ws://127.0.0.1:${await proc.port()}/`);
+          if (trust) await echoOnce(ws);
+          else assert.equal((await within(5000, closed(ws))).code, 1011);
+        } finally {
+          await proc.kill();
+        }
+      }
+    } finally {
+      await new Promise<void>((r) => target.close(() => r()));
+    }
+  });
+
   test("the key password may come from WEBSOCKIFY_KEY_PASSWORD", async () => {
     const proc = spawnCli(
       [
@@ -280,6 +471,60 @@ describe("TLS on the command line", () => {
       await echoOnce(await connect(`wss://localhost:${port}/`));
     } finally {
       await proc.kill();
+    }
+  });
+});
+
+describe("live wss sessions of the command", () => {
+  /** A CLI child serving ws:// and wss://, with one live session that has echoed. */
+  async function liveSession(scheme: "ws" | "wss", args: string[] = []) {
+    const proc = spawnCli([
+      `--cert=${certs.combined}`,
+      ...args,
+      "127.0.0.1:0",
+      `127.0.0.1:${echo.port}`,
+    ]);
+    const port = await proc.port();
+    const ws = await connect(`${scheme}://localhost:${port}/`);
+    const got = receive(ws, 2);
+    ws.send(new Uint8Array([1, 2]));
+    await within(5000, got, "echo");
+    return { proc, port, ws };
+  }
+
+  const signals: [NodeJS.Signals, "ws" | "wss"][] = [
+    ["SIGTERM", "wss"],
+    ["SIGINT", "ws"],
+    ["SIGINT", "wss"],
+  ];
+  for (const [signal, scheme] of signals) {
+    test(`${signal} closes a live ${scheme}:// session with 1001 and exits 0`, async () => {
+      const { proc, ws } = await liveSession(scheme);
+      try {
+        const closing = closed(ws);
+        process.kill(proc.child.pid!, signal);
+        const code = await within(8000, proc.exited, `exit after ${signal}`);
+        assert.deepEqual(await within(5000, closing, "client close"), {
+          code: 1001,
+          reason: "Server shutting down",
+        });
+        assert.equal(code, 0, proc.stderr);
+      } finally {
+        await proc.kill("SIGKILL");
+      }
+    });
+  }
+
+  test("--timeout leaves a live wss:// session up and stops accepting", async () => {
+    const { proc, port, ws } = await liveSession("wss", ["--timeout=1"]);
+    try {
+      await waitFor(() => proc.stderr.includes("listener exit due to --timeout 1"), 5000);
+      await assert.rejects(connect(`wss://localhost:${port}/`), "a new client was accepted");
+      await sleep(1500); // the once-a-second check would end the server if the session were gone
+      await echoOnce(ws);
+      assert.equal(await within(8000, proc.exited, "exit"), 0);
+    } finally {
+      await proc.kill("SIGKILL");
     }
   });
 });
