@@ -94,7 +94,7 @@ export interface JwtTokenApiOptions {
    * `AuthenticationError` whose log text the proxy writes.
    */
   log?: Logger;
-  /** Look for a changed key file at most this often; 1000 ms by default. */
+  /** Trust a check for a changed key file this long; 0 (every lookup) by default. */
   checkIntervalMs?: number;
 }
 
