@@ -90,7 +90,7 @@ export function reloading<T>(options: ReloadingOptions<T>): () => Promise<T> {
  *
  * @example
  * ```ts
- * (await statSignature("/etc/websockify/tokens")).key; // "4242:120:1732190000123456789:..."
+ * (await statSignature("/etc/websockify/tokens")).key; // "2049:4242:120:1732190000123456789:..."
  * ```
  */
 export async function statSignature(file: string): Promise<Signature> {
