@@ -151,7 +151,7 @@ export interface Websockify {
  */
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
-  const resolveTarget = targetResolver(options, log);
+  const { resolveTarget, target } = targetResolver(options, log);
   let sessionEnded = () => {}; // bound to the lifecycle once the server listens
   const sessions = createSessions({
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
@@ -165,6 +165,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     : { root: await resolveWebRoot(options.web), fileOnly: options.fileOnly, fs: nodeFs };
   const app = createApp({
     resolveTarget,
+    target,
     log,
     web,
     authenticate: options.authPlugin
@@ -224,13 +225,17 @@ function listenAt(options: WebsockifyOptions): ListenAt {
   };
 }
 
-function targetResolver(options: WebsockifyOptions, log: Logger): ResolveTarget {
+/** How upgrades find their target; `target` when it is fixed. */
+function targetResolver(
+  options: WebsockifyOptions,
+  log: Logger,
+): { resolveTarget: ResolveTarget; target?: Target } {
   const { tokenPlugin, hostToken } = options;
   if (tokenPlugin) {
     if (options.target !== undefined) throw new TypeError("Give either target or tokenPlugin");
-    return createTokenResolver({ plugin: tokenPlugin, hostToken, log });
+    return { resolveTarget: createTokenResolver({ plugin: tokenPlugin, hostToken, log }) };
   }
   if (options.target === undefined) throw new TypeError("A target or a tokenPlugin is needed");
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
-  return () => target;
+  return { resolveTarget: () => target, target };
 }

@@ -1,28 +1,46 @@
 /**
  * File helpers shared by the file-backed token plugins: a cache re-read only
- * when its files change, names kept inside a directory, and one-line error
- * texts.
+ * when its files change (checked by stat on every use), names kept inside a
+ * directory, and one-line error texts.
  *
  * @module
  */
-import type { Stats } from "node:fs";
+import type { BigIntStats, Stats } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 
+/** What a source looks like on disk, by stat alone. */
+export interface Signature {
+  /** Identity, size and times of every file: equal keys mean unchanged data. */
+  readonly key: string;
+  /** The newest modification time among the files, in ms since the epoch. */
+  readonly newestMs: number;
+}
+
 /** Options for {@link reloading}. */
 export interface ReloadingOptions<T> {
-  /** Cheap: a string that changes when the data on disk does (stat, not read). */
-  signature(): Promise<string>;
+  /** Cheap: changes when the data on disk does (stat, not read). */
+  signature(): Promise<Signature>;
   /** Expensive: reads and parses. A failure is cached like a value. */
   load(): Promise<T>;
-  /** Check the signature at most this often; 1000 ms by default. */
+  /** Reuse a check this long without looking again; 0 (every call checks) by default. */
   intervalMs?: number;
 }
 
 /**
+ * File times are only as fine as the kernel's clock tick (the filesystem's,
+ * or Deno's whole milliseconds): an edit this soon after another may keep
+ * size and times. Data read while its files are this young is re-read on
+ * the next call instead of trusted.
+ */
+const RACY_MS = 2000;
+
+/**
  * Returns a getter for data that is re-loaded only when its signature
- * changed, and the signature checked at most once per interval, however
- * many lookups arrive: no watcher to leak, no re-read per connection.
+ * changed. Every call sees each change made before it started (deployments
+ * write a token and send the browser at once): it waits for a signature
+ * taken after it began, shared with the calls that arrive meanwhile, so a
+ * burst costs one stat pass, not one per call. No watcher to leak.
  *
  * @example
  * ```ts
@@ -31,42 +49,66 @@ export interface ReloadingOptions<T> {
  * ```
  */
 export function reloading<T>(options: ReloadingOptions<T>): () => Promise<T> {
-  const { signature, load, intervalMs = 1000 } = options;
+  const { signature, load, intervalMs = 0 } = options;
   let checkedAt = -Infinity;
-  let current: { signature?: string; value: Promise<T> } | undefined;
-  let checking: Promise<T> | undefined;
+  let current: { key?: string; value: Promise<T> } | undefined;
+  /** The check running now, and the one queued to start after it. */
+  let running: Promise<unknown> = Promise.resolve();
+  let queued: Promise<T> | undefined;
   const check = async (): Promise<T> => {
+    const startedAt = Date.now();
     try {
-      // The signature is taken before reading: an edit during the read shows next time.
+      // Taken before reading: an edit during the read changes it for the next call.
       const sig = await signature();
-      if (current?.signature !== sig) current = { signature: sig, value: load() };
+      if (current?.key !== sig.key) {
+        const trusted = sig.newestMs < startedAt - RACY_MS;
+        current = { key: trusted ? sig.key : undefined, value: load() };
+      }
     } catch (error) {
       current = { value: Promise.reject(error) };
-    } finally {
-      checkedAt = Date.now();
-      checking = undefined;
     }
+    checkedAt = Date.now();
     current.value.catch(() => {}); // handled by whoever awaits it
     return current.value;
   };
   return () => {
-    if (current && Date.now() - checkedAt < intervalMs) return current.value;
-    return checking ??= check();
+    if (current && intervalMs > 0 && Date.now() - checkedAt < intervalMs) return current.value;
+    // Join a check only if it has not started: one under way may have missed this call's change.
+    return queued ??= (() => {
+      const next = running.then(() => {
+        queued = undefined;
+        return check();
+      });
+      running = next.catch(() => {});
+      return next;
+    })();
   };
 }
 
 /**
- * A signature of one file: changes when it is edited or replaced.
+ * The signature of one file: changes when it is edited or replaced.
  *
  * @example
  * ```ts
- * await statSignature("/etc/websockify/tokens"); // "1732190000123.45:1732190000123.45:120:4242"
+ * (await statSignature("/etc/websockify/tokens")).key; // "2049:4242:120:1732190000123456789:..."
  * ```
  */
-export async function statSignature(file: string): Promise<string> {
-  const s = await fsp.stat(file);
-  // Deno's mtimeMs is whole milliseconds: ctime, size and inode catch more edits.
-  return `${s.mtimeMs}:${s.ctimeMs}:${s.size}:${s.ino}`;
+export async function statSignature(file: string): Promise<Signature> {
+  const s = await fsp.stat(file, { bigint: true });
+  return { key: statKey(s), newestMs: Number(s.mtimeMs) };
+}
+
+/**
+ * Identity, size and both times in nanoseconds (Deno reports whole
+ * milliseconds and seconds: {@link reloading} allows for that).
+ *
+ * @example
+ * ```ts
+ * statKey(await fsp.stat("/etc/websockify/tokens", { bigint: true }));
+ * ```
+ */
+export function statKey(s: BigIntStats): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
 /**

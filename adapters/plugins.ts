@@ -32,8 +32,7 @@ export const TOKEN_PLUGINS: Record<string, TokenPluginFactory> = {
   BaseTokenAPI: (source) => baseTokenApi(source),
   JSONTokenApi: (source) => jsonTokenApi(source),
   // Loaded on use: jose adds 30-70 ms to every start-up otherwise.
-  JWTTokenApi: async (source, { log }) =>
-    (await import("./token_jwt.ts")).jwtTokenApi(source, { log }),
+  JWTTokenApi: async (source) => (await import("./token_jwt.ts")).jwtTokenApi(source),
   UnixDomainSocketDirectory: unixSocketDirectory,
 };
 
@@ -45,8 +44,9 @@ async function factory<T>(
   builtIn: Record<string, T>,
 ): Promise<T> {
   if (!isPath(name)) {
-    const found = builtIn[name.slice(name.lastIndexOf(".") + 1)];
-    if (found) return found;
+    // Own names only: `constructor` or `toString` must not find Object's.
+    const short = name.slice(name.lastIndexOf(".") + 1);
+    if (Object.hasOwn(builtIn, short)) return builtIn[short]!;
     throw new ConfigError(
       `Unknown ${kind} plugin '${name}' (built in: ${Object.keys(builtIn).join(", ")})`,
     );

@@ -6,6 +6,7 @@
  * @module
  */
 import { describeError } from "../lib/errors.ts";
+import type { BigIntStats } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { TokenPlugin } from "../lib/plugins.ts";
@@ -17,56 +18,72 @@ import {
   reloading,
   requireDirectory,
   requireSource,
+  type Signature,
   statIfExists,
-  statSignature,
+  statKey,
 } from "./_token_fs.ts";
 
+/** A file of a source and its stat. */
+interface SourceFile {
+  readonly file: string;
+  readonly stat: BigIntStats;
+}
+
 /** The files of a source: itself, or a directory's regular files by name. */
-async function sourceFiles(source: string): Promise<string[]> {
-  const stat = await fsp.stat(source);
-  if (!stat.isDirectory()) return [source];
+async function sourceFiles(source: string): Promise<SourceFile[]> {
+  const stat = await fsp.stat(source, { bigint: true });
+  if (!stat.isDirectory()) return [{ file: source, stat }];
   const names = (await fsp.readdir(source)).sort();
-  const files: string[] = [];
-  for (const name of names) {
+  const found = await Promise.all(names.map(async (name) => {
     const file = path.join(source, name);
     // stat, not lstat: a symlink to a file counts, as Python's is_file().
-    if ((await fsp.stat(file).catch(() => undefined))?.isFile()) files.push(file);
-  }
-  return files;
+    const stat = await fsp.stat(file, { bigint: true }).catch(() => undefined);
+    return stat?.isFile() ? { file, stat } : undefined;
+  }));
+  return found.filter((f) => f !== undefined);
 }
 
 /** Reads and parses every file of a source; errors name the source. */
 async function readTokenSource(source: string): Promise<Map<string, Target>> {
   let texts: string[];
   try {
-    texts = await Promise.all((await sourceFiles(source)).map((f) => fsp.readFile(f, "utf8")));
+    const files = await sourceFiles(source);
+    texts = await Promise.all(files.map(({ file }) => fsp.readFile(file, "utf8")));
   } catch (error) {
     throw new Error(`Cannot read "${source}": ${describeError(error)}`);
   }
   return parseTokenFiles(texts, source);
 }
 
-/** Changes when any file of the source is edited, added or removed. */
-async function sourceSignature(source: string): Promise<string> {
+/** Changes when any file of the source is edited, added or removed: one stat each. */
+async function sourceSignature(source: string): Promise<Signature> {
+  let files: SourceFile[];
   try {
-    const files = await sourceFiles(source);
-    return (await Promise.all(files.map(async (f) => `${f}=${await statSignature(f)}`))).join("\n");
+    files = await sourceFiles(source);
   } catch (error) {
     throw new Error(`Cannot read "${source}": ${describeError(error)}`);
   }
+  return {
+    key: files.map(({ file, stat }) => `${file}=${statKey(stat)}`).join("\n"),
+    newestMs: files.reduce((newest, { stat }) => Math.max(newest, Number(stat.mtimeMs)), 0),
+  };
 }
 
 /** Options for {@link tokenFile}. */
 export interface TokenFileOptions {
-  /** Look for changes at most this often; 1000 ms by default. */
+  /**
+   * Trust a check for changes this long; 0 by default: every lookup stats
+   * the files and sees each change made before it started.
+   */
   checkIntervalMs?: number;
 }
 
 /**
  * `TokenFile`: lines `token: host:port` in a file, or in every regular file
- * of a directory. A lookup re-reads the source when a file changed (checked
- * by stat at most once a second). A syntax error fails start-up; one that
- * appears later fails lookups (503) until fixed.
+ * of a directory. Every lookup stats the files and re-reads them when one
+ * changed, so a token written just before a client connects is found (as
+ * upstream, which re-reads per lookup). A syntax error fails start-up; one
+ * that appears later fails lookups (503) until fixed.
  *
  * @example
  * ```ts

@@ -89,17 +89,21 @@ function rejection(error: unknown): string {
 
 /** Options for {@link jwtTokenApi}. */
 export interface JwtTokenApiOptions {
-  /** Gets one info line per rejected token, with the reason. */
+  /**
+   * @deprecated Unused: a rejected token is refused with an
+   * `AuthenticationError` whose log text the proxy writes.
+   */
   log?: Logger;
-  /** Look for a changed key file at most this often; 1000 ms by default. */
+  /** Trust a check for a changed key file this long; 0 (every lookup) by default. */
   checkIntervalMs?: number;
 }
 
 /**
  * `JWTTokenApi`: source is a key file, re-read when it changes. A token that
- * does not verify or lacks `host`/`port` is unknown (404); a valid one that
- * is expired or not yet valid is refused (403, upstream's reason as the
- * status text); an unreadable key file fails the lookup (503).
+ * does not verify or lacks `host`/`port` is refused as unknown (an
+ * `AuthenticationError`, 404 "Token not found", the reason in its log text);
+ * a valid one that is expired or not yet valid is refused (403, upstream's
+ * reason as the status text); an unreadable key file fails the lookup (503).
  *
  * @example
  * ```ts
@@ -132,8 +136,12 @@ export async function jwtTokenApi(
         if (outOfTime(error)) {
           throw new AuthenticationError(reason, { status: 403 });
         }
-        options.log?.info(`JWT token rejected: ${reason}`);
-        return undefined;
+        // Refused as an unknown token is (same status and text), so the
+        // resolver's one log line carries the reason and the token's label.
+        throw new AuthenticationError("Token not found", {
+          status: 404,
+          logMessage: `JWT token rejected: ${reason}`,
+        });
       }
     },
   };

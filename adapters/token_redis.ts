@@ -22,6 +22,7 @@
  * @module
  */
 import { errorText } from "../lib/errors.ts";
+import { tokenLabel } from "../lib/log.ts";
 import type { TokenPlugin } from "../lib/plugins.ts";
 import { formatAddr } from "../lib/target.ts";
 import { parseRedisSource, parseRedisValue } from "../lib/token_redis.ts";
@@ -88,14 +89,16 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
         throw new Error(`${where} is unavailable${lastError ? `: ${errorText(lastError)}` : ""}`);
       }
       const key = config.prefix + token;
+      // Errors reach the log: they name the token by its label, never whole.
+      const shownKey = config.prefix + tokenLabel(token);
       let value: string | null;
       try {
         const get = client.get(key);
         value = await deadline(get, LOOKUP_TIMEOUT_MS, `no answer in ${LOOKUP_TIMEOUT_MS} ms`);
       } catch (error) {
-        throw new Error(`${where}: GET "${key}" failed: ${errorText(error)}`);
+        throw new Error(`${where}: GET "${shownKey}" failed: ${errorText(error)}`);
       }
-      return value === null ? undefined : parseRedisValue(value, key);
+      return value === null ? undefined : parseRedisValue(value, shownKey);
     },
     async close() {
       // close() sends nothing new and waits for lookups in flight: bounded, then dropped.

@@ -20,7 +20,10 @@ export type ResolveTarget = (
 
 /**
  * Checks a request before it is served; a response refuses it. Upgrades are
- * checked after the target is known; `--web` requests only with `webAuth`.
+ * checked after the handshake and before the token lookup, so a client
+ * without credentials learns nothing about tokens and costs the token store
+ * nothing; `target` is the fixed target, undefined with a token plugin and
+ * for `--web` requests (checked only with `webAuth`).
  */
 export type Authenticate = (
   req: Request,
@@ -31,6 +34,8 @@ export type Authenticate = (
 /** Options for {@link createApp}. */
 export interface AppOptions {
   resolveTarget: ResolveTarget;
+  /** The target when it is fixed (no token plugin), for `authenticate`. */
+  target?: Target;
   log: Logger;
   /** Serve files for plain GET/HEAD requests (`--web`). */
   web?: WebOptions;
@@ -81,10 +86,10 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
     );
     const handshake = checkHandshake(headers);
     if (!handshake.ok) return refuseLogged(handshake.status, handshake.reason);
+    const denied = await options.authenticate?.(c.req.raw, info, options.target);
+    if (denied) return denied;
     const target = await resolveTarget(c.req.raw, info);
     if (target instanceof Response) return target;
-    const denied = await options.authenticate?.(c.req.raw, info, target);
-    if (denied) return denied;
     accept(handshake.protocol, target);
     return new Response(null, { status: 204 });
   });

@@ -1,6 +1,8 @@
 /**
  * The logger: one line per event with an ISO timestamp and a level. Output
  * goes through an injected `write` so that `lib/` does no I/O itself.
+ * Messages carry client-chosen text (tokens, user names, close reasons), so
+ * the logger escapes control characters itself: no caller can forge a line.
  *
  * @module
  */
@@ -36,8 +38,50 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
+const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
 /**
- * Creates a logger that prefixes each line with a timestamp and level.
+ * `text` with C0 and C1 controls, DEL and the Unicode line and paragraph
+ * separators escaped (`\n`, `\r`, `\t`, else `\xNN` or `\uNNNN`), so it
+ * stays on one line in every sink.
+ *
+ * @example
+ * ```ts
+ * escapeControls("a\nb\x1b[2J"); // "a\\nb\\x1b[2J"
+ * ```
+ */
+export function escapeControls(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return NAMED[c] ??
+      (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`);
+  });
+}
+
+/**
+ * How logs name a token: never whole (tokens are credentials, and logs go to
+ * files and syslog), but enough to tell tokens apart and find one: at most
+ * four leading characters (fewer for short tokens) and a 32-bit FNV-1a hash.
+ *
+ * @example
+ * ```ts
+ * tokenLabel("eyJhbGciOiJIUzI1NiJ9.e30.sig"); // "eyJh..#" and 8 hex digits
+ * tokenLabel("vm1"); // "v..#" and 8 hex digits
+ * ```
+ */
+export function tokenLabel(token: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < token.length; i++) {
+    hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
+  }
+  const prefix = token.slice(0, Math.min(4, Math.floor(token.length / 3)));
+  return `${prefix}..#${(hash >>> 0).toString(16).padStart(8, "0")}`;
+}
+
+/**
+ * Creates a logger that prefixes each line with a timestamp and level, and
+ * escapes control characters in the message ({@link escapeControls}).
  *
  * @example
  * ```ts
@@ -48,7 +92,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const { write, verbose = false, now = () => new Date() } = options;
   const line = (level: string) => (message: string) =>
-    write(`${now().toISOString()} ${level} ${message}`);
+    write(`${now().toISOString()} ${level} ${escapeControls(message)}`);
   return {
     debug: verbose ? line("DEBUG") : () => {},
     info: line("INFO"),

@@ -49,7 +49,12 @@ export interface AuthRequest {
    * client certificate, `SSL_CLIENT_S_DN_CN` holds its CN (as upstream).
    */
   readonly headers: Headers;
-  /** The target; undefined for `--web` requests (`--web-auth`). */
+  /**
+   * The target when it is fixed. Undefined with a token plugin: requests are
+   * authenticated before their token is looked up, so that clients without
+   * credentials cannot probe tokens or load the token store. Undefined for
+   * `--web` requests (`--web-auth`) too.
+   */
   readonly target?: Target;
   /** The client: address, TLS, verified certificate CN. */
   readonly client: ConnInfo;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Level, Logger } from "./log.ts";
+import { escapeControls, type Level, type Logger } from "./log.ts";
 import { UsageError } from "./target.ts";
 
 /** The `user` facility, upstream's default. */
@@ -130,7 +130,8 @@ export function formatSyslog(
 
 /**
  * A logger that also hands each message, with its level and without the
- * timestamp prefix, to `send` (debug only when `logger.verbose`).
+ * timestamp prefix, to `send` (debug only when `logger.verbose`), control
+ * characters escaped as `logger` does.
  *
  * @example
  * ```ts
@@ -143,7 +144,7 @@ export function teeLogger(
 ): Logger {
   const both = (level: Level) => (message: string) => {
     logger[level](message);
-    send(level, message);
+    send(level, escapeControls(message));
   };
   return {
     debug: logger.verbose ? both("debug") : () => {},

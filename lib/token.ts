@@ -6,7 +6,7 @@
  * @module
  */
 import type { ResolveTarget } from "./app.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, tokenLabel } from "./log.ts";
 import { isAuthenticationError, type TokenPlugin } from "./plugins.ts";
 import { errorText } from "./errors.ts";
 import { refuse } from "./refuse.ts";
@@ -42,7 +42,8 @@ export interface TokenResolverOptions {
 
 /**
  * Resolves targets through a token plugin: no token → 403, unknown token →
- * 404, a failing lookup → 503, each with a log line. A lookup that throws an
+ * 404, a failing lookup → 503, each with a log line that names the token by
+ * {@link tokenLabel}, never whole. A lookup that throws an
  * `AuthenticationError` gets that error's status.
  *
  * @example
@@ -65,14 +66,14 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
     } catch (error) {
       // A plugin may refuse with its own status (an expired JWT: 403).
       if (isAuthenticationError(error)) {
-        log.info(`${client}: Token '${token}' refused: ${error.logMessage}`);
+        log.info(`${client}: Token '${tokenLabel(token)}' refused: ${error.logMessage}`);
         return refuse(error.status, error.message, error.headers);
       }
       log.warn(`${client}: Token lookup failed: ${errorText(error)}`);
       return refuse(503, "Token lookup failed");
     }
     if (!target) {
-      log.info(`${client}: Token '${token}' not found`);
+      log.info(`${client}: Token '${tokenLabel(token)}' not found`);
       return refuse(404, "Token not found");
     }
     return target;

@@ -8,12 +8,19 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { loadAuthPlugin, type Websockify, type WebsockifyOptions } from "../mod.ts";
+import { pathToFileURL } from "node:url";
+import {
+  loadAuthPlugin,
+  loadTokenPlugin,
+  type Websockify,
+  type WebsockifyOptions,
+} from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
 import { rawConnect } from "./_frames.ts";
 import {
   closed,
   httpGet,
+  rawHttp,
   runCli,
   startEchoServer,
   startProxy,
@@ -222,6 +229,93 @@ describe("--web-auth", () => {
     const { code, stderr } = await runCli(["--auth-plugin=Nope", "0", "127.0.0.1:1"]);
     assert.equal(code, 1);
     assert.match(stderr, /^websockify: error: Unknown auth plugin 'Nope'/m);
+  });
+
+  test("names of Object's members are unknown plugins: one line and exit 1", async () => {
+    for (
+      const name of ["toString", "constructor", "__proto__", "websockify.auth_plugins.valueOf"]
+    ) {
+      const { code, stderr } = await runCli([`--auth-plugin=${name}`, "0", "127.0.0.1:1"]);
+      assert.equal(code, 1, stderr);
+      assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+      assert.match(
+        stderr,
+        new RegExp(`^websockify: error: Unknown auth plugin '${name}' \\(built in: `),
+      );
+    }
+  });
+});
+
+describe("authentication before the token lookup", () => {
+  /** A raw upgrade request for `urlPath`, with `extra` header lines. */
+  const request = (urlPath: string, extra = "") =>
+    `GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+  /** The whole refusal: status line, headers but Date, body. */
+  const refusal = async (port: number, urlPath: string, extra = "") => {
+    const res = await within(5000, rawHttp(port, request(urlPath, extra)), "refusal");
+    return `${res.head.replace(/^date: .*\r\n/im, "")}\r\n\r\n${res.body}`;
+  };
+
+  test("with BasicHTTPAuth, known and unknown tokens get the same refusal", async () => {
+    const tokens = path.join(tmp, "tokens.cfg");
+    fs.writeFileSync(tokens, `vm1: 127.0.0.1:${echo.port}\n`);
+    const authPlugin = await loadAuthPlugin("BasicHTTPAuth", "u:p");
+    const tokenPlugin = await loadTokenPlugin("TokenFile", tokens);
+    const proxy = await startProxy(undefined, { authPlugin, tokenPlugin });
+    try {
+      const port = proxy.addr.port;
+      for (const extra of ["", `Authorization: ${basic("u:wrong")}\r\n`]) {
+        const known = await refusal(port, "/?token=vm1", extra);
+        assert.match(known, /^HTTP\/1\.1 401 /);
+        assert.equal(await refusal(port, "/?token=nope", extra), known);
+        assert.equal(await refusal(port, "/", extra), known, "no token at all");
+      }
+      const auth = `Authorization: ${basic("u:p")}\r\n`;
+      assert.match(await refusal(port, "/?token=nope", auth), /^HTTP\/1\.1 404 /);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("the token plugin is never asked for unauthenticated requests", async () => {
+    const file = path.join(tmp, "counting.mjs");
+    fs.writeFileSync(
+      file,
+      `export const calls = [];
+export function tokenPlugin(source) {
+  return {
+    lookup(token) {
+      calls.push(token);
+      return token === "vm1" ? { kind: "tcp", hostname: "127.0.0.1", port: Number(source) } : undefined;
+    },
+  };
+}
+`,
+    );
+    const { calls } = await import(pathToFileURL(file).href) as { calls: string[] };
+    const tokenPlugin = await loadTokenPlugin(file, String(echo.port));
+    for (const [name, source] of [["BasicHTTPAuth", "u:p"], ["ExpectOrigin", "https://ok"]]) {
+      const authPlugin = await loadAuthPlugin(name!, source);
+      const proxy = await startProxy(undefined, { authPlugin, tokenPlugin });
+      try {
+        const port = proxy.addr.port;
+        for (const token of ["vm1", "nope", "vm1"]) {
+          assert.match(await refusal(port, `/?token=${token}`), /^HTTP\/1\.1 40[13] /);
+        }
+        assert.deepEqual(calls, [], name);
+        const ok = name === "BasicHTTPAuth"
+          ? { Authorization: basic("u:p") }
+          : { Origin: "https://ok" };
+        const raw = await within(5000, rawConnect(port, ok, { path: "/?token=vm1" }), "upgrade");
+        raw.sock.destroy();
+        assert.equal(raw.status, 101, raw.head);
+        assert.deepEqual(calls, ["vm1"], name);
+        calls.length = 0;
+      } finally {
+        await proxy.close();
+      }
+    }
   });
 });
 

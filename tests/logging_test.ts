@@ -30,6 +30,7 @@ import {
   type CliProcess,
   closed,
   openClient,
+  rawHttp,
   receive,
   ROOT,
   runCli,
@@ -284,6 +285,77 @@ async function udpServer(): Promise<{ port: number; messages: Buffer[] }> {
   cleanups.push(() => socket.close());
   return { port: socket.address().port, messages };
 }
+
+describe("log injection", () => {
+  test("the logger and teeLogger escape control characters in messages", () => {
+    const lines: string[] = [];
+    const sent: string[] = [];
+    const log = teeLogger(
+      createLogger({ write: (l) => lines.push(l) }),
+      (_level, message) => sent.push(message),
+    );
+    log.info("a\nb\r\tc\x00\x1b[2J\x7f\x85\u2028d é");
+    const want = "a\\nb\\r\\tc\\x00\\x1b[2J\\x7f\\x85\\u2028d é";
+    assert.deepEqual(sent, [want]);
+    assert.equal(lines.length, 1);
+    assert.ok(lines[0]!.endsWith(` INFO ${want}`), lines[0]);
+  });
+
+  test("a token and a Basic user with newlines are one escaped line each; tokens never whole", async () => {
+    const tokens = path.join(tmp, "inject.cfg");
+    fs.writeFileSync(tokens, `vm1: 127.0.0.1:${echo.port}\n`);
+    const file = path.join(tmp, "inject.log");
+    const server = await udpServer();
+    const proc = spawnCli([
+      "--token-plugin=TokenFile",
+      `--token-source=${tokens}`,
+      "--auth-plugin=BasicHTTPAuth",
+      "--auth-source=u:p",
+      "--log-file",
+      file,
+      "--syslog",
+      `127.0.0.1:${server.port}`,
+      "127.0.0.1:0",
+    ]);
+    procs.push(proc);
+    const port = await proc.port();
+    const forged = "2026-01-01T00:00:00.000Z INFO forged";
+    const upgrade = (query: string, user: string) =>
+      rawHttp(
+        port,
+        `GET /${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          `Sec-WebSocket-Version: 13\r\nAuthorization: Basic ${btoa(user)}\r\n\r\n`,
+      );
+    const secret = "s3cret-token-0123456789abcdef";
+    const token = `x%0D%0A${encodeURIComponent(forged)}-token`;
+    assert.equal((await within(5000, upgrade(`?token=${token}`, "u:p"))).status, 404);
+    assert.equal((await within(5000, upgrade(`?token=${secret}`, "u:p"))).status, 404);
+    const user = "ev\nil 2026-01-01 INFO forged-user:wrong"; // the name ends at the first colon
+    assert.equal((await within(5000, upgrade("?token=vm1", user))).status, 401);
+    const done = (text: string) => text.includes("Wrong credentials");
+    await waitFor(() => done(proc.stderr) && done(fs.readFileSync(file, "utf8")), 5000, "lines");
+    await waitFor(() => server.messages.some((m) => done(m.toString())), 5000, "datagrams");
+    const datagrams = server.messages.map((m) => m.toString("latin1")).join("\n");
+    for (const text of [proc.stderr, fs.readFileSync(file, "utf8"), datagrams]) {
+      assert.ok(!text.includes(secret), text);
+      assert.ok(!text.includes("\r"), text);
+      // Every line is a whole log line; each forgery sits inside one.
+      const lines = text.trimEnd().split("\n");
+      if (text !== datagrams) { for (const line of lines) assert.match(line, LINE); }
+      const tokenLines = lines.filter((l) => l.includes("Token 'x\\r\\n"));
+      assert.equal(tokenLines.length, 1, text);
+      assert.match(tokenLines[0]!, /Token 'x\\r\\n2\.\.#[0-9a-f]{8}' not found$/);
+      const userLines = lines.filter((l) => l.includes("forged-user"));
+      assert.equal(userLines.length, 1, text);
+      assert.match(
+        userLines[0]!,
+        /Wrong credentials for user 'ev\\nil 2026-01-01 INFO forged-user'$/,
+      );
+      assert.equal(lines.filter((l) => l.includes("forged")).length, 1, text);
+    }
+  });
+});
 
 describe("syslog over UDP", () => {
   test("--syslog host:port sends RFC 5424 datagrams", async () => {

@@ -33,9 +33,11 @@ import {
   openClient,
   pattern,
   receive,
+  sleep,
   spawnCli,
   startEchoServer,
   type TcpServer,
+  waitFor,
   within,
 } from "./_harness.ts";
 
@@ -141,6 +143,17 @@ describe("JWTTokenApi: valid tokens", () => {
     assert.deepEqual(await plugin.lookup(await sign(portText, "HS512", upstreamSecret)), target());
   });
 
+  test("a symmetric key file is base64url text: its decoded bytes are the key, not the text", async () => {
+    const plugin = await jwtTokenApi(file["symmetric.key"]);
+    const decoded = new Uint8Array(Buffer.from("secret_sauce", "base64url"));
+    assert.deepEqual(await plugin.lookup(await sign(claims(), "HS256", decoded)), target());
+    const asText = new TextEncoder().encode("secret_sauce");
+    await assert.rejects(
+      Promise.resolve(plugin.lookup(await sign(claims(), "HS256", asText))),
+      (e: unknown) => isAuthenticationError(e) && e.status === 404,
+    );
+  });
+
   const pems: [string, string, string][] = [
     ["rsa_private.pem", "RS256", "rsa_private.pem"],
     ["rsa_public.pem", "RS256", "rsa_private.pem"],
@@ -187,7 +200,10 @@ describe("JWTTokenApi: valid tokens", () => {
     const oldToken = await sign(claims(), "RS256", rsa.privateKey);
     assert.deepEqual(await plugin.lookup(oldToken), target());
     fs.writeFileSync(file["rotating.pem"]!, await exportSPKI(otherRsa.publicKey as CryptoKey));
-    assert.equal(await plugin.lookup(oldToken), undefined);
+    await assert.rejects(
+      Promise.resolve(plugin.lookup(oldToken)),
+      (e: unknown) => isAuthenticationError(e) && e.status === 404,
+    );
     assert.deepEqual(
       await plugin.lookup(await sign(claims(), "RS256", otherRsa.privateKey)),
       target(),
@@ -196,21 +212,21 @@ describe("JWTTokenApi: valid tokens", () => {
 });
 
 describe("JWTTokenApi: refused tokens", () => {
-  const lines: string[] = [];
-  const log = createLogger({ write: (line) => lines.push(line) });
-
-  /** Looks `token` up with the key file `name`; expects undefined and a log reason. */
+  /** Looks `token` up with the key file `name`; expects a 404 refusal with a log reason. */
   async function refused(name: string, token: string, reason: RegExp): Promise<void> {
-    lines.length = 0;
-    const plugin = await jwtTokenApi(file[name], { log });
-    assert.equal(await plugin.lookup(token), undefined);
-    assert.equal(lines.length, 1, lines.join("\n"));
-    assert.match(lines[0]!, /INFO JWT token rejected: /);
-    assert.match(lines[0]!, reason);
+    const plugin = await jwtTokenApi(file[name]);
+    await assert.rejects(Promise.resolve(plugin.lookup(token)), (e: unknown) => {
+      assert.ok(isAuthenticationError(e), String(e));
+      assert.equal(e.status, 404);
+      assert.equal(e.message, "Token not found");
+      assert.match(e.logMessage, /^JWT token rejected: /);
+      assert.match(e.logMessage, reason);
+      return true;
+    });
   }
 
   test("an expired token, and one not valid yet, are refused 403 with upstream's reasons", async () => {
-    const plugin = await jwtTokenApi(file["symmetric.key"], { log });
+    const plugin = await jwtTokenApi(file["symmetric.key"]);
     const expired = await sign({ ...claims(), exp: now() - 5 }, "HS256", upstreamSecret);
     await assert.rejects(
       Promise.resolve(plugin.lookup(expired)),
@@ -305,10 +321,12 @@ describe("JWTTokenApi start-up", () => {
 describe("JWTTokenApi through the proxy", () => {
   let proxy: Websockify;
   let fragile: Websockify;
+  const lines: string[] = [];
   before(async () => {
     proxy = await websockify({
       listen: { hostname: "127.0.0.1", port: 0 },
       tokenPlugin: await loadTokenPlugin("JWTTokenApi", file["rsa_public.pem"]),
+      logger: createLogger({ write: (line) => lines.push(line) }),
     });
     writeKey("fragile.key", "secret_sauce");
     fragile = await websockify({
@@ -338,6 +356,20 @@ describe("JWTTokenApi through the proxy", () => {
     assert.equal(await status(port, `/?token=${expired}`), 403);
     assert.equal(await status(port, "/?token=garbage"), 404);
     assert.equal(await status(port, "/"), 403);
+  });
+
+  test("a rejected token is one log line with the reason, the token shortened", async () => {
+    const forged = await sign(claims(), "RS256", otherRsa.privateKey);
+    lines.length = 0;
+    assert.equal(await status(proxy.addr.port, `/?token=${forged}`), 404);
+    await waitFor(() => lines.length > 0, 5000, "log line");
+    await sleep(100); // a second line would follow at once
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(
+      lines[0]!,
+      /INFO #\d+ 127\.0\.0\.1:\d+: Token 'eyJh\.\.#[0-9a-f]{8}' refused: JWT token rejected: .*signature/,
+    );
+    for (const part of forged.split(".")) assert.ok(!lines[0]!.includes(part), lines[0]);
   });
 
   test("a key file that disappears fails lookups (503)", async () => {
