@@ -77,7 +77,9 @@ export async function serveWeb(req: Request, options: WebOptions): Promise<Respo
   if (!info || !(await inside(root, path, fs))) return notFound();
   if (info.isDirectory) {
     if (!url.pathname.endsWith("/")) {
-      const location = `${url.pathname}/${url.search}`;
+      // One leading slash only: "//host/" in a Location is protocol-relative,
+      // a redirect to another host.
+      const location = `/${url.pathname.replace(/^[/\\]+/, "")}/${url.search}`;
       return new Response(null, { status: 301, headers: { location, "content-length": "0" } });
     }
     const index = await findIndex(path, fs);

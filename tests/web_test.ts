@@ -95,6 +95,22 @@ describe("--web", () => {
     assert.equal(res.headers["location"], "/app/?x=1");
   });
 
+  // "//files/" in a Location is protocol-relative: a redirect to host "files".
+  for (const p of ["//files", "///files?x=1", "/\\files", "/\\/files", "//%2ffiles"]) {
+    test(`${p} never redirects to another host`, async () => {
+      const res = await get(p);
+      const location = res.headers["location"] ?? "";
+      assert.ok(!/^[/\\]{2}/.test(location), `Location ${location}`);
+      if (res.status === 301) assert.match(location, /^\/[^/\\]/);
+    });
+  }
+
+  test("//files redirects to its own /files/", async () => {
+    const res = await get("//files?x=1");
+    assert.equal(res.status, 301);
+    assert.equal(res.headers["location"], "/files/?x=1");
+  });
+
   test("index.html, then index.htm, serve a directory", async () => {
     assert.equal((await get("/app/")).body, "<h1>app</h1>\n");
     assert.equal((await get("/old/")).body, "<h1>old</h1>\n");
