@@ -128,6 +128,13 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
     targetCa,
     web: options.web,
     fileOnly: options.fileOnly,
+    // Plugin sources may be files (TokenFile, TokenJWT keys); websockify() adds the TLS files.
+    webExclude: [
+      options.tokenPlugin?.source,
+      options.authPlugin?.source,
+      cli.targetCa,
+      lifecycle.logFile,
+    ].filter((f): f is string => f !== undefined),
   };
 }
 

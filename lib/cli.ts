@@ -47,7 +47,11 @@ export const OPTIONS = {
     arg: "N",
     help: "ping the client every N seconds; drop it after two missed pongs",
   },
-  web: { type: "string", arg: "DIR", help: "serve files from DIR on the same port" },
+  web: {
+    type: "string",
+    arg: "DIR",
+    help: "serve DIR on the same port (hides dotfiles and key files)",
+  },
   "web-auth": { type: "boolean", help: "apply --auth-plugin to --web requests too" },
   "file-only": { type: "boolean", help: "with --web: no directory listings" },
   cert: {
