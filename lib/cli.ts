@@ -8,6 +8,9 @@ import { parseArgs } from "node:util";
 import { parseListen, parseTarget, UsageError } from "./target.ts";
 import type { NetAddr, Target } from "./types.ts";
 
+/** Where the key password may come from instead of `--key-password`, which `ps` shows. */
+export const KEY_PASSWORD_ENV = "WEBSOCKIFY_KEY_PASSWORD";
+
 /** Usage lines, as upstream prints them. */
 export const USAGE = `Usage:
     websockify [options] [source_addr:]source_port target_addr:target_port
@@ -63,7 +66,7 @@ export const OPTIONS = {
   "key-password": {
     type: "string",
     arg: "PASS",
-    help: "password of KEY (or set WEBSOCKIFY_KEY_PASSWORD)",
+    help: `password of KEY (or set ${KEY_PASSWORD_ENV})`,
   },
   "ssl-only": { type: "boolean", help: "refuse connections that do not use TLS" },
   "ssl-version": {
