@@ -117,10 +117,13 @@ async function allowed(path: string, info: FileInfo, options: WebOptions): Promi
   for (const excluded of options.exclude ?? []) {
     const ex = await fs.stat(excluded);
     if (!ex) continue;
-    if (ex.isDirectory) {
-      const dir = await fs.realPath(excluded).catch(() => excluded);
-      if (real === dir || real.startsWith(`${dir}/`)) return false;
-    } else if (ex.id !== undefined && ex.id === info.id) return false;
+    // Inodes catch hard links too; without them, the real path must do.
+    if (ex.id !== undefined && !ex.isDirectory) {
+      if (ex.id === info.id) return false;
+      continue;
+    }
+    const other = await fs.realPath(excluded).catch(() => excluded);
+    if (real === other || (ex.isDirectory && real.startsWith(`${other}/`))) return false;
   }
   return true;
 }
