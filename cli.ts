@@ -24,7 +24,15 @@ import {
   type Workers,
 } from "./adapters/workers.ts";
 import { prepareWrap, type Wrap } from "./adapters/wrap.ts";
-import { type CliOptions, type CliRun, type CliTls, HELP, parseCliArgs, USAGE } from "./lib/cli.ts";
+import {
+  type CliOptions,
+  type CliRun,
+  type CliTls,
+  HELP,
+  KEY_PASSWORD_ENV,
+  parseCliArgs,
+  USAGE,
+} from "./lib/cli.ts";
 import { describeError } from "./lib/errors.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import {
@@ -72,7 +80,7 @@ function serverTls(cli: CliTls): TlsOptions | undefined {
     if (cli.sslOnly || cli.verifyClient) usageError(`SSL only and ${cert} not found`);
     return undefined;
   }
-  const passphrase = cli.passphrase ?? process.env.WEBSOCKIFY_KEY_PASSWORD;
+  const passphrase = cli.passphrase ?? process.env[KEY_PASSWORD_ENV];
   return { ...cli, cert, key: cli.key && path.resolve(cli.key), passphrase };
 }
 
@@ -129,6 +137,13 @@ async function proxyOptions(options: CliRun, log: Logger): Promise<WebsockifyOpt
     targetCa,
     web: options.web,
     fileOnly: options.fileOnly,
+    // Plugin sources may be files (TokenFile, TokenJWT keys); websockify() adds the TLS files.
+    webExclude: [
+      options.tokenPlugin?.source,
+      options.authPlugin?.source,
+      cli.targetCa,
+      lifecycle.logFile,
+    ].filter((f): f is string => f !== undefined),
   };
 }
 

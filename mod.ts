@@ -26,7 +26,7 @@ import { defaultConnect } from "./adapters/connect.ts";
 import { type ListenAt, listenNode } from "./adapters/node.ts";
 import { fileRecorder } from "./adapters/record_file.ts";
 import type { TlsOptions } from "./adapters/tls.ts";
-import { nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
+import { absolutePaths, nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "./lib/app.ts";
 import { createAuthenticate } from "./lib/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "./lib/plugins.ts";
@@ -115,6 +115,12 @@ export interface WebsockifyOptions {
   web?: string;
   /** With `web`: answer 404 for directories without an index file. */
   fileOnly?: boolean;
+  /**
+   * With `web`: more files never served (a directory: nothing below it), by
+   * real path and inode, so links do not reach them. Dotfiles and the `tls`
+   * files are never served anyway.
+   */
+  webExclude?: readonly string[];
   /** A lower-level hook than `authPlugin`: a returned response refuses. */
   authenticate?: Authenticate;
   /** Apply the auth plugin (or `authenticate`) to `web` requests too. */
@@ -160,9 +166,17 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     record: options.record === undefined ? undefined : fileRecorder(options.record),
     onSessionEnd: () => sessionEnded(),
   });
-  const web = options.web === undefined
-    ? undefined
-    : { root: await resolveWebRoot(options.web), fileOnly: options.fileOnly, fs: nodeFs };
+  const web = options.web === undefined ? undefined : {
+    root: await resolveWebRoot(options.web),
+    fileOnly: options.fileOnly,
+    exclude: absolutePaths([
+      options.tls?.cert,
+      options.tls?.key,
+      options.tls?.ca,
+      ...options.webExclude ?? [],
+    ]),
+    fs: nodeFs,
+  };
   const app = createApp({
     resolveTarget,
     target,

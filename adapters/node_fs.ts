@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import fsp from "node:fs/promises";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { ConfigError } from "../lib/errors.ts";
 import type { WebFs } from "../lib/web.ts";
@@ -17,7 +18,13 @@ export const nodeFs: WebFs = {
   async stat(path) {
     try {
       const s = await fsp.stat(path);
-      return { isFile: s.isFile(), isDirectory: s.isDirectory(), size: s.size, mtime: s.mtime };
+      return {
+        isFile: s.isFile(),
+        isDirectory: s.isDirectory(),
+        size: s.size,
+        mtime: s.mtime,
+        id: `${s.dev}:${s.ino}`,
+      };
     } catch {
       return undefined;
     }
@@ -42,4 +49,9 @@ export async function resolveWebRoot(dir: string): Promise<string> {
     throw new ConfigError(`Cannot serve --web "${dir}": not a directory`);
   }
   return real;
+}
+
+/** The given paths resolved against the current directory; unset ones dropped. */
+export function absolutePaths(paths: readonly (string | undefined)[]): string[] {
+  return paths.filter((p): p is string => !!p).map((p) => path.resolve(p));
 }

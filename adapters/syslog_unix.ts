@@ -18,6 +18,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
 import type { Level } from "../lib/log.ts";
@@ -88,6 +89,16 @@ export function loggerLine(level: Level, message: string, facility: number): Uin
   return line;
 }
 
+/** Why `path` is not a socket to send to, or undefined if it is one. */
+function socketProblem(path: string): string | undefined {
+  try {
+    return fs.statSync(path).isSocket() ? undefined : "is not a socket";
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return code === "ENOENT" ? "does not exist" : `cannot be used (${code})`;
+  }
+}
+
 /**
  * A sink for the unix socket `path`; `format.stream` must be true.
  *
@@ -108,6 +119,7 @@ export function unixSyslog(
   let queue: [Level, string][] = [];
   let retryAt = 0;
   let warned = false;
+  let told = false;
 
   const write = (level: Level, message: string) => {
     if (mode === "stream") {
@@ -166,7 +178,14 @@ export function unixSyslog(
       drain();
     });
     sock.on("error", () => {
-      if (mode === "probing") startLogger();
+      if (mode !== "probing") return;
+      // logger(1) drops lines quietly while the socket is missing: say so once.
+      const problem = socketProblem(path);
+      if (problem && !told) {
+        onError(`syslog: ${path} ${problem}; lines are lost until it is a socket`);
+      }
+      told ||= problem !== undefined;
+      startLogger();
     });
     sock.once("close", () => {
       if (stream !== sock) return;

@@ -9,6 +9,9 @@ import { HANDSHAKE_TIMEOUT_MS } from "../adapters/limits.ts";
 import { parseListen, parseTarget, UsageError } from "./target.ts";
 import type { NetAddr, Target } from "./types.ts";
 
+/** Where the key password may come from instead of `--key-password`, which `ps` shows. */
+export const KEY_PASSWORD_ENV = "WEBSOCKIFY_KEY_PASSWORD";
+
 /** Usage lines, as upstream prints them. */
 export const USAGE = `Usage:
     websockify [options] [source_addr:]source_port target_addr:target_port
@@ -55,7 +58,11 @@ export const OPTIONS = {
       HANDSHAKE_TIMEOUT_MS / 1000
     }; 0: never)`,
   },
-  web: { type: "string", arg: "DIR", help: "serve files from DIR on the same port" },
+  web: {
+    type: "string",
+    arg: "DIR",
+    help: "serve DIR on the same port (hides dotfiles and key files)",
+  },
   "web-auth": { type: "boolean", help: "apply --auth-plugin to --web requests too" },
   "file-only": { type: "boolean", help: "with --web: no directory listings" },
   cert: {
@@ -67,7 +74,7 @@ export const OPTIONS = {
   "key-password": {
     type: "string",
     arg: "PASS",
-    help: "password of KEY (or set WEBSOCKIFY_KEY_PASSWORD)",
+    help: `password of KEY (or set ${KEY_PASSWORD_ENV})`,
   },
   "ssl-only": { type: "boolean", help: "refuse connections that do not use TLS" },
   "ssl-version": {

@@ -2,7 +2,9 @@
  * The `--web` static file server: upstream's rules (index files, listings,
  * 301 for directories without a slash, 304, HEAD) with the file system
  * injected, and no way out of the web root: dot segments, backslashes and
- * NULs are refused and symlinks must resolve inside the root.
+ * NULs are refused and symlinks must resolve inside the root. Dotfiles and
+ * the files in `exclude` (the proxy's keys, token files) are never served
+ * nor listed.
  *
  * @module
  */
@@ -14,6 +16,14 @@ export interface FileInfo {
   readonly isDirectory: boolean;
   readonly size: number;
   readonly mtime: Date;
+  /** Device and inode, so that links to an excluded file are recognised. */
+  readonly id?: string;
+}
+
+/** A directory entry. */
+export interface DirEntry {
+  readonly name: string;
+  readonly isDirectory: boolean;
 }
 
 /** The file system, as an adapter provides it. Paths are absolute. */
@@ -23,7 +33,7 @@ export interface WebFs {
   /** The path with every symlink resolved. */
   realPath(path: string): Promise<string>;
   /** Entry names of a directory, with a flag for subdirectories. */
-  readDir(path: string): Promise<{ name: string; isDirectory: boolean }[]>;
+  readDir(path: string): Promise<DirEntry[]>;
   /** The file's bytes, whole or as a stream (the adapter chooses by `size`). */
   read(path: string, size: number): Promise<Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>>;
 }
@@ -34,6 +44,8 @@ export interface WebOptions {
   readonly root: string;
   /** No directory listings (`--file-only`). */
   readonly fileOnly?: boolean;
+  /** Absolute paths never served, whatever the link or spelling; a directory hides all below it. */
+  readonly exclude?: readonly string[];
   readonly fs: WebFs;
 }
 
@@ -55,7 +67,7 @@ function segments(pathname: string): string[] | undefined {
     return undefined;
   }
   const parts = decoded.split("/").filter((p) => p !== "");
-  const unsafe = (p: string) => p === "." || p === ".." || p.includes("\\") || p.includes("\0");
+  const unsafe = (p: string) => p.startsWith(".") || p.includes("\\") || p.includes("\0");
   return parts.some(unsafe) ? undefined : parts;
 }
 
@@ -74,27 +86,57 @@ export async function serveWeb(req: Request, options: WebOptions): Promise<Respo
   if (!parts) return notFound();
   let path = [root, ...parts].join("/");
   let info = await fs.stat(path);
-  if (!info || !(await inside(root, path, fs))) return notFound();
+  if (!info || !(await allowed(path, info, options))) return notFound();
   if (info.isDirectory) {
     if (!url.pathname.endsWith("/")) {
-      const location = `${url.pathname}/${url.search}`;
+      // One leading slash only: "//host/" in a Location is protocol-relative,
+      // a redirect to another host.
+      const location = `/${url.pathname.replace(/^[/\\]+/, "")}/${url.search}`;
       return new Response(null, { status: 301, headers: { location, "content-length": "0" } });
     }
     const index = await findIndex(path, fs);
     if (!index) {
       if (options.fileOnly) return notFound();
-      return listing(url.pathname, await fs.readDir(path), req.method === "HEAD");
+      return listing(url.pathname, await visible(path, options), req.method === "HEAD");
     }
     [path, info] = index;
-    if (!(await inside(root, path, fs))) return notFound();
+    if (!(await allowed(path, info, options))) return notFound();
   }
   if (!info.isFile) return notFound();
   return await fileResponse(req, path, info, fs);
 }
 
-async function inside(root: string, path: string, fs: WebFs): Promise<boolean> {
+/** Whether `path` may be served: inside the root, no dot name below it, not excluded. */
+async function allowed(path: string, info: FileInfo, options: WebOptions): Promise<boolean> {
+  const { root, fs } = options;
   const real = await fs.realPath(path);
-  return real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`);
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  if (real !== root && !real.startsWith(prefix)) return false;
+  // A link may hide a dot name (`ui.pem -> .key.pem`): check the real path too.
+  if (real.slice(prefix.length).split("/").some((p) => p.startsWith("."))) return false;
+  for (const excluded of options.exclude ?? []) {
+    const ex = await fs.stat(excluded);
+    if (!ex) continue;
+    // Inodes catch hard links too; without them, the real path must do.
+    if (ex.id !== undefined && !ex.isDirectory) {
+      if (ex.id === info.id) return false;
+      continue;
+    }
+    const other = await fs.realPath(excluded).catch(() => excluded);
+    if (real === other || (ex.isDirectory && real.startsWith(`${other}/`))) return false;
+  }
+  return true;
+}
+
+/** The entries of `dir` that may be served. */
+async function visible(dir: string, options: WebOptions): Promise<DirEntry[]> {
+  const entries = (await options.fs.readDir(dir)).filter((e) => !e.name.startsWith("."));
+  const shown = await Promise.all(entries.map(async (e) => {
+    const path = `${dir}/${e.name}`;
+    const info = await options.fs.stat(path);
+    return info !== undefined && await allowed(path, info, options).catch(() => false);
+  }));
+  return entries.filter((_, i) => shown[i]);
 }
 
 async function findIndex(dir: string, fs: WebFs): Promise<[string, FileInfo] | undefined> {
@@ -143,7 +185,7 @@ export function escapeHtml(text: string): string {
 
 function listing(
   pathname: string,
-  entries: { name: string; isDirectory: boolean }[],
+  entries: DirEntry[],
   head: boolean,
 ): Response {
   const title = `Directory listing for ${escapeHtml(decodeURIComponent(pathname))}`;

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { KEY_PASSWORD_ENV } from "./cli.ts";
 
 /** The dynamic loader's preload list. */
 export const LD_PRELOAD_ENV = "LD_PRELOAD";
@@ -35,10 +36,13 @@ export const RESPAWN_HISTORY = 3;
 /** ...and a restart waits until their mean is this long ago. */
 export const RESPAWN_WINDOW_MS = 10_000;
 
+/** Secrets for the proxy alone, never passed to the wrapped program. */
+export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV];
+
 /**
- * The wrapped program's environment: the whole parent environment plus
- * `rebind.so` prepended to `LD_PRELOAD` (as upstream since 0.11) and the two
- * ports. Child processes get the full set, since Node and Bun replace rather
+ * The wrapped program's environment: the whole parent environment less
+ * {@link PROXY_ONLY_ENV}, plus `rebind.so` prepended to `LD_PRELOAD` (as
+ * upstream since 0.11) and the two ports. Child processes get the full set, since Node and Bun replace rather
  * than merge `env` (runtimes.md T16).
  *
  * @example
@@ -55,7 +59,9 @@ export function wrapEnv(
   newPort: number,
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) out[name] = value;
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !PROXY_ONLY_ENV.includes(name)) out[name] = value;
+  }
   const old = env[LD_PRELOAD_ENV];
   out[LD_PRELOAD_ENV] = old ? `${rebindPath}:${old}` : rebindPath;
   out[REBIND_OLD_PORT_ENV] = String(oldPort);

@@ -429,6 +429,29 @@ describe("syslog to a unix STREAM socket", () => {
   });
 });
 
+describe("syslog to a unix socket that is not there", () => {
+  const cases: [string, string, () => void][] = [
+    ["a missing path", "does not exist", () => {}],
+    ["a regular file", "is not a socket", () => fs.writeFileSync(path.join(tmp, "file"), "")],
+  ];
+  for (const [what, problem, make] of cases) {
+    test(`${what}: one warning on stderr, and the proxy goes on`, async () => {
+      make();
+      const sockPath = path.join(tmp, what === "a missing path" ? "nope.sock" : "file");
+      const proc = cli(["--syslog", sockPath]);
+      const port = await proc.port();
+      await waitFor(() => proc.stderr.includes(`syslog: ${sockPath}`), 5000, "warning");
+      await session(port);
+      await session(port);
+      const warnings = proc.stderr.split("\n").filter((l) => l.includes(`syslog: ${sockPath}`));
+      assert.equal(warnings.length, 1, proc.stderr);
+      assert.match(warnings[0]!, new RegExp(`WARN syslog: \\S+ ${problem}; lines are lost`));
+      assert.equal(proc.child.exitCode, null);
+      assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0);
+    });
+  }
+});
+
 /** Prints each datagram received on a unix DATAGRAM socket as a base64 line. */
 const RECEIVER = `
 const path = Deno.args[0];

@@ -1,17 +1,18 @@
 /**
  * The npm package as users get it: `npm pack` (which builds dist/ with tsc),
  * `npm install` of the tarball into an empty project, then the `websockify`
- * bin under Node and Bun and the library entry under Node.
+ * bin under Node and Bun, the library entry under Node, and the built
+ * browser client (`web/`) served by the installed bin.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
 import { USAGE } from "../lib/cli.ts";
-import { ROOT, RUNTIME } from "./_harness.ts";
+import { httpGet, ROOT, RUNTIME, within } from "./_harness.ts";
 
 const SKIP = RUNTIME === "node"
   ? false
@@ -97,5 +98,53 @@ describe("npm package", { skip: SKIP, timeout: 300000 }, () => {
       await install(),
     );
     assert.match(stdout, /^listening on [1-9]\d*\n$/);
+  });
+
+  test("the installed bin serves the built wstelnet page and its modules", async () => {
+    const project = await install();
+    const web = join(project, "node_modules", "@websockify", "websockify", "web");
+    const bin = join(project, "node_modules", ".bin", "websockify");
+    const proxy = spawn(bin, ["--web", web, "127.0.0.1:0", "127.0.0.1:1"], {
+      cwd: project,
+      env: env(),
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    proxy.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const exited = new Promise((resolve) => proxy.once("exit", resolve));
+    try {
+      const port = await within(
+        30000,
+        new Promise<number>((resolve, reject) => {
+          proxy.stderr!.on("data", () => {
+            const m = /Listen on .*:(\d+)/.exec(stderr);
+            if (m) resolve(Number(m[1]));
+          });
+          proxy.once("exit", () => reject(new Error(`exited: ${stderr}`)));
+        }),
+        "installed proxy start",
+      );
+      const page = await httpGet(port, "/wstelnet.html");
+      assert.equal(page.status, 200, stderr);
+      assert.match(page.body, /<script type="module" src="wstelnet\.js">/);
+      assert.equal((await httpGet(port, "/wstelnet.css")).status, 200);
+      // Every module the page loads, following relative imports (a bounded walk).
+      const seen = new Set<string>();
+      const todo = ["wstelnet.js"];
+      while (todo.length > 0 && seen.size < 20) {
+        const file = todo.shift()!;
+        if (seen.has(file)) continue;
+        seen.add(file);
+        const res = await httpGet(port, `/${file}`);
+        assert.equal(res.status, 200, file);
+        assert.match(res.headers["content-type"]!, /^text\/javascript/, file);
+        for (const m of res.body.matchAll(/^import .* from "\.\/([\w.]+)";$/gm)) todo.push(m[1]!);
+      }
+      const modules = (await readdir(join(ROOT, "client"))).filter((f) => f.endsWith(".ts"));
+      assert.deepEqual([...seen].sort(), modules.map((f) => f.replace(/\.ts$/, ".js")).sort());
+    } finally {
+      proxy.kill("SIGTERM");
+      await within(10000, exited, "installed proxy exit");
+    }
   });
 });

@@ -8,12 +8,15 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Websockify } from "../mod.ts";
+import { type Certs, makeCerts } from "./_certs.ts";
 import {
   closed,
   httpGet,
   openClient,
   receive,
+  ROOT,
   runCli,
+  spawnCli,
   startEchoServer,
   startProxy,
   type TcpServer,
@@ -45,6 +48,10 @@ before(async () => {
   fs.symlinkSync(path.join(tmp, "outside"), path.join(root, "escape"));
   fs.symlinkSync(path.join(tmp, "secret.txt"), path.join(root, "escape.txt"));
   fs.symlinkSync(path.join(root, "plain.txt"), path.join(root, "link.txt"));
+  write(path.join(root, ".hidden.txt"), SECRET);
+  write(path.join(root, ".git", "config"), SECRET);
+  write(path.join(root, "files", ".env"), SECRET);
+  fs.symlinkSync(path.join(root, ".hidden.txt"), path.join(root, "shown.txt"));
   echo = await startEchoServer();
 });
 after(async () => {
@@ -95,6 +102,22 @@ describe("--web", () => {
     assert.equal(res.headers["location"], "/app/?x=1");
   });
 
+  // "//files/" in a Location is protocol-relative: a redirect to host "files".
+  for (const p of ["//files", "///files?x=1", "/\\files", "/\\/files", "//%2ffiles"]) {
+    test(`${p} never redirects to another host`, async () => {
+      const res = await get(p);
+      const location = res.headers["location"] ?? "";
+      assert.ok(!/^[/\\]{2}/.test(location), `Location ${location}`);
+      if (res.status === 301) assert.match(location, /^\/[^/\\]/);
+    });
+  }
+
+  test("//files redirects to its own /files/", async () => {
+    const res = await get("//files?x=1");
+    assert.equal(res.status, 301);
+    assert.equal(res.headers["location"], "/files/?x=1");
+  });
+
   test("index.html, then index.htm, serve a directory", async () => {
     assert.equal((await get("/app/")).body, "<h1>app</h1>\n");
     assert.equal((await get("/old/")).body, "<h1>old</h1>\n");
@@ -108,6 +131,15 @@ describe("--web", () => {
     assert.match(res.body, /a&lt;b&gt;&amp;&#x27;\.txt/);
     assert.match(res.body, /href="sub\/">sub\/</);
     assert.doesNotMatch(res.body, /a<b>/);
+  });
+
+  test("dotfiles and dot-directories are not listed", async () => {
+    for (const dir of ["/", "/files/"]) {
+      const res = await get(dir);
+      assert.equal(res.status, 200);
+      assert.match(res.body, /plain\.txt|data\.bin/);
+      assert.doesNotMatch(res.body, /\.hidden|\.git|\.env|shown\.txt/);
+    }
   });
 
   test("a symlink inside the root is followed", async () => {
@@ -141,6 +173,23 @@ describe("--web", () => {
       assert.ok(res.status >= 400, `status ${res.status}`);
       assert.ok(!res.body.includes(SECRET));
       assert.ok(!res.body.includes("root:"));
+    });
+  }
+
+  const dotted = [
+    "/.hidden.txt",
+    "/%2ehidden.txt",
+    "/.git/config",
+    "/.git/",
+    "/.git",
+    "/files/.env",
+    "/shown.txt",
+  ];
+  for (const p of dotted) {
+    test(`${p}: dotfiles are not served, not even through a link`, async () => {
+      const res = await get(p);
+      assert.equal(res.status, 404);
+      assert.ok(!res.body.includes(SECRET));
     });
   }
 
@@ -193,5 +242,67 @@ describe("--web options", () => {
     const { code, stderr } = await runCli([`--web=${tmp}/nope`, "0", "127.0.0.1:1"]);
     assert.equal(code, 1);
     assert.match(stderr, /^websockify: error: Cannot serve --web ".*nope": not a directory$/m);
+  });
+});
+
+describe("--web never serves the proxy's own key and token files", () => {
+  let certs: Certs;
+  let keys: string;
+  let pem: string;
+  before(() => {
+    certs = makeCerts();
+    keys = path.join(tmp, "keys");
+    pem = path.join(keys, "self.pem");
+    write(path.join(keys, "ok.txt"), "public\n");
+    write(pem, fs.readFileSync(certs.combined, "utf8"));
+    write(path.join(keys, "tokens.cfg"), `vm1: 127.0.0.1:${echo.port}\n`);
+    write(path.join(keys, "tokdir", "a.cfg"), `vm2: 127.0.0.1:${echo.port}\n`);
+    fs.symlinkSync(pem, path.join(keys, "link.pem"));
+    fs.linkSync(pem, path.join(keys, "hard.pem"));
+    fs.symlinkSync(path.join(keys, "tokens.cfg"), path.join(keys, "tokens.txt"));
+  });
+  after(() => certs.remove());
+
+  const hidden = ["/self.pem", "/link.pem", "/hard.pem", "/tokens.cfg", "/tokens.txt"];
+
+  async function check(port: number, more: string[] = []): Promise<void> {
+    assert.equal((await httpGet(port, "/ok.txt")).body, "public\n");
+    for (const p of [...hidden, ...more]) {
+      const res = await httpGet(port, p);
+      assert.equal(res.status, 404, p);
+      assert.doesNotMatch(res.body, /PRIVATE KEY|vm\d:/, p);
+    }
+    const list = await httpGet(port, "/");
+    assert.match(list.body, /ok\.txt/);
+    assert.doesNotMatch(list.body, /\.pem|tokens/);
+  }
+
+  test("the tls files and webExclude, through links and hard links", async () => {
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
+      web: keys,
+      tls: { cert: pem },
+      webExclude: [path.join(keys, "tokens.cfg"), path.join(keys, "tokdir")],
+    });
+    try {
+      await check(proxy.addr.port, ["/tokdir/a.cfg", "/tokdir/"]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("the CLI excludes --cert and --token-source however they are spelled", async () => {
+    const rel = (f: string) => `./${path.relative(ROOT, f)}`;
+    const proc = spawnCli([
+      `--web=${keys}`,
+      `--cert=${rel(keys)}/./link.pem`,
+      "--token-plugin=TokenFile",
+      `--token-source=${rel(path.join(keys, "tokens.cfg"))}`,
+      "127.0.0.1:0",
+    ]);
+    try {
+      await check(await proc.port());
+    } finally {
+      await proc.kill();
+    }
   });
 });

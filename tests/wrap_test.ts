@@ -186,6 +186,12 @@ describe("lib/wrap.ts", () => {
     assert.equal(env[LD_PRELOAD_ENV], "/c/r.so:/x.so");
   });
 
+  test("wrapEnv() drops WEBSOCKIFY_KEY_PASSWORD, a secret for the proxy only", () => {
+    const env = wrapEnv({ PATH: "/bin", WEBSOCKIFY_KEY_PASSWORD: "sesame" }, "/c/r.so", 1, 2);
+    assert.equal(env.PATH, "/bin");
+    assert.ok(!("WEBSOCKIFY_KEY_PASSWORD" in env));
+  });
+
   test("respawnDelay() allows three quick starts, then about one per 5 s", () => {
     assert.equal(respawnDelay([], 0), 0);
     assert.equal(respawnDelay([0, 500], 1000), 0);
@@ -296,6 +302,22 @@ describe("websockify -- PROGRAM", { skip: SKIP, timeout: 60000 }, () => {
     const { proc } = await wrapped([], ["0.0.0.0", "--exit=3"]);
     assert.equal(await within(10000, proc.exited, "proxy exit"), 3, proc.stderr);
     assert.ok(proc.stderr.includes(WRAP_LOG.exited(3)), proc.stderr);
+  });
+
+  test("the program does not see WEBSOCKIFY_KEY_PASSWORD", async () => {
+    const port = await freePort();
+    const args = [`127.0.0.1:${port}`, "--", "node", FIXTURE, String(port), "0.0.0.0"];
+    const proc = spawnCli([...args, "--env", "--exit=0"], {
+      XDG_CACHE_HOME: CACHE,
+      WEBSOCKIFY_KEY_PASSWORD: "sesame",
+      WSFY_TEST_VISIBLE: "1",
+    });
+    proxies.push(proc);
+    assert.equal(await within(10000, proc.exited, "proxy exit"), 0, proc.stderr);
+    const names = /^env (.*)$/m.exec(proc.stdout)?.[1]?.split(",") ?? [];
+    assert.ok(names.includes("WSFY_TEST_VISIBLE"), proc.stdout);
+    assert.ok(names.includes(REBIND_NEW_PORT_ENV));
+    assert.ok(!names.includes("WEBSOCKIFY_KEY_PASSWORD"), "the secret reached the program");
   });
 
   test("a program that cannot start ends the proxy with status 127", async () => {
