@@ -18,8 +18,12 @@ import type { Recorder } from "../lib/proxy.ts";
  * ```
  */
 export function fileRecorder(base: string): (id: number) => Recorder {
+  // Never through a symlink: FILE may be in a directory others can write.
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+  const flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW;
   return (id) => {
-    const out = fs.createWriteStream(`${base}.${id}`, { flags: "w" });
+    // Numeric flags reach fs.open() as they are; the types only list strings.
+    const out = fs.createWriteStream(`${base}.${id}`, { flags: flags as unknown as string });
     out.on("error", () => {}); // a full disk must not take the proxy down
     const started = performance.now();
     out.write(RECORD_HEADER);
