@@ -300,8 +300,10 @@ export function assertStartError(result: { code: number; stderr: string }, messa
 }
 
 /**
- * True while process `pid` runs. A zombie counts as gone: an orphan's new
- * parent may be slow to reap it.
+ * True while process `pid` runs. A zombie counts as gone, since an orphan's
+ * new parent may be slow to reap it, but only once its last thread is gone:
+ * the leader of a thread group turns Z while the others still exit (and
+ * hold its sockets).
  */
 export function alive(pid: number): boolean {
   try {
@@ -311,7 +313,8 @@ export function alive(pid: number): boolean {
   }
   try {
     // The state follows the parenthesised command name.
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    const zombie = /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return !zombie || fs.readdirSync(`/proc/${pid}/task`).length > 1;
   } catch (error) {
     return (error as { code?: unknown }).code !== "ENOENT"; // gone just now; else no /proc
   }
