@@ -11,6 +11,7 @@ import path from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
+import { createLogger } from "../lib/log.ts";
 import { escapeRecordBytes, recordFrame } from "../lib/record.ts";
 import {
   assertStartError,
@@ -104,7 +105,9 @@ describe("recording", () => {
     const victim = path.join(tmp, "victim");
     fs.writeFileSync(victim, "keep\n");
     fs.symlinkSync(victim, `${base}.1`);
-    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { record: base });
+    const lines: string[] = [];
+    const logger = createLogger({ write: (line) => lines.push(line) });
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { record: base, logger });
     try {
       const ws = await openClient(proxy.addr.port, ["binary"]);
       await echoOnce(ws, bytes("still proxied"));
@@ -116,6 +119,8 @@ describe("recording", () => {
     }
     assert.equal(fs.readFileSync(victim, "utf8"), "keep\n");
     assert.ok(fs.lstatSync(`${base}.1`).isSymbolicLink());
+    const warned = () => lines.some((l) => / WARN Cannot write record file .*trap\.1: /.test(l));
+    await waitFor(warned, 5000, "record warning");
   });
 });
 
