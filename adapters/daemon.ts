@@ -131,7 +131,7 @@ function removeStalePidFile(file: string): void {
 }
 
 /** True if a process with this pid exists (EPERM: it does, as another user). */
-export function processAlive(pid: number): boolean {
+function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
