@@ -163,7 +163,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
-    record: options.record === undefined ? undefined : fileRecorder(options.record),
+    record: options.record === undefined ? undefined : fileRecorder(options.record, log),
     onSessionEnd: () => sessionEnded(),
   });
   const web = options.web === undefined ? undefined : {

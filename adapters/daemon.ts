@@ -74,7 +74,11 @@ export function daemonReady(): void {
 }
 
 /**
- * Writes the pid to `file` and removes the file when the process exits.
+ * Writes the pid to `file` and removes the file at exit if it is still
+ * ours. Never through a symlink (O_NOFOLLOW, O_EXCL): the path may be in a
+ * directory others can write. A file that names a running process is
+ * refused, since another instance owns it; one that names a dead process is
+ * stale and replaced. Throws an error that says why.
  *
  * @example
  * ```ts
@@ -82,6 +86,56 @@ export function daemonReady(): void {
  * ```
  */
 export function writePidFile(file: string): void {
-  fs.writeFileSync(file, `${process.pid}\n`);
-  process.once("exit", () => fs.rmSync(file, { force: true }));
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const create = () => fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+  let fd: number;
+  try {
+    fd = create();
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+    removeStalePidFile(file);
+    fd = create(); // EEXIST again: another start won the race
+  }
+  let stat: fs.Stats;
+  try {
+    fs.writeSync(fd, `${process.pid}\n`);
+    stat = fs.fstatSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  process.once("exit", () => {
+    try {
+      const now = fs.lstatSync(file);
+      if (now.ino === stat.ino && now.dev === stat.dev) fs.rmSync(file);
+    } catch { /* gone already */ }
+  });
+}
+
+/** Removes a pid file left by a process that is gone; throws if it is not one. */
+function removeStalePidFile(file: string): void {
+  if (fs.lstatSync(file).isSymbolicLink()) throw new Error("is a symbolic link");
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  let text: string;
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error("exists and is not a regular file");
+    text = fs.readFileSync(fd, "utf8").trim();
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (!/^\d*$/.test(text)) throw new Error("exists and does not hold a process id");
+  const pid = Number(text);
+  if (pid > 0 && pid !== process.pid && processAlive(pid)) {
+    throw new Error(`process ${pid} is running`);
+  }
+  fs.rmSync(file);
+}
+
+/** True if a process with this pid exists (EPERM: it does, as another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EPERM";
+  }
 }

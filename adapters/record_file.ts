@@ -5,7 +5,9 @@
  * @module
  */
 import fs from "node:fs";
+import { describeError } from "../lib/errors.ts";
 import { RECORD_FOOTER, RECORD_HEADER, recordFrame } from "../lib/record.ts";
+import type { Logger } from "../lib/log.ts";
 import type { Recorder } from "../lib/proxy.ts";
 
 /**
@@ -17,10 +19,19 @@ import type { Recorder } from "../lib/proxy.ts";
  * const recorder = record(1); // writes /tmp/session.1
  * ```
  */
-export function fileRecorder(base: string): (id: number) => Recorder {
+export function fileRecorder(base: string, log?: Logger): (id: number) => Recorder {
+  // Never through a symlink: FILE may be in a directory others can write.
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+  const flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW;
   return (id) => {
-    const out = fs.createWriteStream(`${base}.${id}`, { flags: "w" });
-    out.on("error", () => {}); // a full disk must not take the proxy down
+    // Numeric flags reach fs.open() as they are; the types only list strings.
+    const out = fs.createWriteStream(`${base}.${id}`, { flags: flags as unknown as string });
+    // A full disk or a symlink at the path must not take the proxy down; say so once.
+    out.once(
+      "error",
+      (error) => log?.warn(`Cannot write record file ${base}.${id}: ${describeError(error)}`),
+    );
+    out.on("error", () => {});
     const started = performance.now();
     out.write(RECORD_HEADER);
     return {

@@ -9,9 +9,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import cluster from "node:cluster";
+import net from "node:net";
 import process from "node:process";
 import type { Logger } from "../lib/log.ts";
 import { selfCommand } from "./daemon.ts";
+import { resolveHost } from "./node.ts";
 
 /** Set in every worker: its number, from 1. */
 export const WORKER_ENV = "WEBSOCKIFY_WORKER";
@@ -19,6 +21,8 @@ export const WORKER_ENV = "WEBSOCKIFY_WORKER";
 export const WORKER_PORT_ENV = "WEBSOCKIFY_WORKER_PORT";
 
 const RESTART_DELAY_MS = 1000;
+/** How often a worker checks that its supervisor is still there. */
+const PARENT_POLL_MS = 500;
 
 /** How this runtime shares a port between processes. */
 export function workerMode(): "cluster" | "reuseport" {
@@ -28,6 +32,50 @@ export function workerMode(): "cluster" | "reuseport" {
 /** This process's worker number, 0 when it is not a worker. */
 export function workerNumber(): number {
   return Number(process.env[WORKER_ENV] ?? 0);
+}
+
+/**
+ * This process's number among the serving processes: the first process in
+ * `reuseport` mode serves as worker 1; 0 without `--workers` and in the
+ * `cluster` primary, which serves nothing.
+ */
+export function workerIndex(n: number): number {
+  const k = workerNumber();
+  if (k > 0 || n <= 1) return k;
+  return workerMode() === "reuseport" ? 1 : 0;
+}
+
+/**
+ * In a worker: exits once the supervisor is gone (killed, even with SIGKILL),
+ * so that no orphan keeps serving the port with stale settings. The kernel
+ * gives an orphan a new parent, which every runtime's `process.ppid` shows.
+ */
+export function exitWithParent(): void {
+  if (workerNumber() === 0) return;
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && process.exit(1), PARENT_POLL_MS).unref();
+}
+
+/**
+ * Binds host:port without SO_REUSEPORT and lets go again; fails with
+ * EADDRINUSE while any other socket holds the port, even one that shares it
+ * (a reusePort listen would join that one). Resolves with the port, the
+ * kernel's choice for 0.
+ */
+export async function probePort(
+  hostname: string,
+  port: number,
+  preferIpv6 = false,
+): Promise<number> {
+  const host = await resolveHost(hostname, preferIpv6);
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  const bound = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return bound;
 }
 
 /** A group of worker processes. */

@@ -111,3 +111,27 @@ export const SILENT_LOGGER: Logger = {
   error() {},
   verbose: false,
 };
+
+/**
+ * A logger that starts every message with `prefix` and a space, as each
+ * `--workers` process does with its number (`w2 #5 ...`: session 5 of
+ * worker 2), so that one log holds no duplicate session ids.
+ *
+ * @example
+ * ```ts
+ * const log = prefixLogger(createLogger({ write: console.error }), "w2");
+ * log.info("#5 closed"); // 2026-11-21T10:37:36.123Z INFO w2 #5 closed
+ * ```
+ */
+export function prefixLogger(log: Logger, prefix: string): Logger {
+  const with_ = (write: (message: string) => void) => (message: string) =>
+    write(`${prefix} ${message}`);
+  return {
+    debug: log.verbose ? with_((m) => log.debug(m)) : () => {},
+    info: with_((m) => log.info(m)),
+    warn: with_((m) => log.warn(m)),
+    error: with_((m) => log.error(m)),
+    verbose: log.verbose,
+    traffic: log.traffic,
+  };
+}

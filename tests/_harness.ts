@@ -4,7 +4,9 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
 import { after, before } from "node:test";
@@ -286,4 +288,34 @@ export function useEchoProxy(options: Partial<WebsockifyOptions> = {}): EchoProx
       return proxy!.addr.port;
     },
   };
+}
+
+/** Asserts a startup failure: exactly one error line, exit 1. */
+export function assertStartError(result: { code: number; stderr: string }, message: RegExp): void {
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0]!, /^websockify: error: /);
+  assert.match(lines[0]!, message);
+}
+
+/**
+ * True while process `pid` runs. A zombie counts as gone, since an orphan's
+ * new parent may be slow to reap it, but only once its last thread is gone:
+ * the leader of a thread group turns Z while the others still exit (and
+ * hold its sockets).
+ */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EPERM";
+  }
+  try {
+    // The state follows the parenthesised command name.
+    const zombie = /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return !zombie || fs.readdirSync(`/proc/${pid}/task`).length > 1;
+  } catch (error) {
+    return (error as { code?: unknown }).code !== "ENOENT"; // gone just now; else no /proc
+  }
 }

@@ -10,6 +10,7 @@ import { describe, test } from "node:test";
 import { type CliOptions, HELP, OPTIONS, parseCliArgs, USAGE } from "../lib/cli.ts";
 import { UsageError } from "../lib/target.ts";
 import {
+  assertStartError,
   closed,
   openClient,
   receive,
@@ -270,15 +271,6 @@ function assertUsageError(result: { code: number; stderr: string }, message: Reg
   assert.equal(errors.length, 1, result.stderr);
   assert.match(errors[0]!, message);
   assert.doesNotMatch(result.stderr, /^\s+at /m);
-}
-
-/** Asserts a startup failure: exactly one error line, exit 1. */
-function assertStartError(result: { code: number; stderr: string }, message: RegExp): void {
-  assert.equal(result.code, 1, result.stderr);
-  const lines = result.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, result.stderr);
-  assert.match(lines[0]!, /^websockify: error: /);
-  assert.match(lines[0]!, message);
 }
 
 describe("websockify command", { timeout: 60000 }, () => {

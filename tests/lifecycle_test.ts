@@ -5,17 +5,21 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
+import { createLogger } from "../lib/log.ts";
 import { escapeRecordBytes, recordFrame } from "../lib/record.ts";
 import {
+  assertStartError,
   cliCommand,
   closed,
   openClient,
   receive,
+  runCli,
   sleep,
   spawnCli,
   startEchoServer,
@@ -35,6 +39,9 @@ after(async () => {
   await echo.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+/** Bun applies a timeout per test only. */
+const SLOW = { timeout: 60000 };
 
 const bytes = (text: string) => new Uint8Array([...text].map((c) => c.charCodeAt(0)));
 
@@ -93,6 +100,28 @@ describe("recording", () => {
     const times = frames.slice(0, -1).map((f) => Number(f.slice(1, f.indexOf(f[0]!, 1))));
     assert.ok(times.every((t, i) => Number.isInteger(t) && (i === 0 || t >= times[i - 1]!)));
   });
+  test("a recording never writes through a symlink at FILE.N", async () => {
+    const base = path.join(tmp, "trap");
+    const victim = path.join(tmp, "victim");
+    fs.writeFileSync(victim, "keep\n");
+    fs.symlinkSync(victim, `${base}.1`);
+    const lines: string[] = [];
+    const logger = createLogger({ write: (line) => lines.push(line) });
+    const proxy = await startProxy(`127.0.0.1:${echo.port}`, { record: base, logger });
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      await echoOnce(ws, bytes("still proxied"));
+      ws.close();
+      await closed(ws);
+      await waitFor(() => proxy.sessions === 0, 5000, "session end");
+    } finally {
+      await proxy.close();
+    }
+    assert.equal(fs.readFileSync(victim, "utf8"), "keep\n");
+    assert.ok(fs.lstatSync(`${base}.1`).isSymbolicLink());
+    const warned = () => lines.some((l) => / WARN Cannot write record file .*trap\.1: /.test(l));
+    await waitFor(warned, 5000, "record warning");
+  });
 });
 
 describe("ending by itself", () => {
@@ -144,29 +173,40 @@ describe("ending by itself", () => {
 });
 
 describe("sockets and daemons", () => {
-  test("-D detaches, writes --pid-file, serves, and stops on SIGTERM", async () => {
-    const pidFile = path.join(tmp, "ws.pid");
-    const proc = spawnCli(["-D", `--pid-file=${pidFile}`, "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
-    let pid = 0;
-    try {
-      const port = await proc.port();
-      assert.equal(await within(10000, proc.exited, "parent exit"), 0);
-      pid = Number(fs.readFileSync(pidFile, "utf8"));
-      assert.ok(pid > 0 && pid !== proc.child.pid);
-      const ws = await openClient(port, ["binary"]);
-      await echoOnce(ws, bytes("daemon"));
-      const done = closed(ws);
-      process.kill(pid, "SIGTERM");
-      assert.equal((await within(8000, done)).code, 1001);
-      await waitFor(() => !fs.existsSync(pidFile), 8000, "pid file removed");
-    } finally {
-      if (pid) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch { /* already gone */ }
+  test(
+    "-D detaches, writes --pid-file, serves, survives SIGHUP, stops on SIGTERM",
+    SLOW,
+    async () => {
+      const pidFile = path.join(tmp, "ws.pid");
+      const proc = spawnCli([
+        "-D",
+        `--pid-file=${pidFile}`,
+        "127.0.0.1:0",
+        `127.0.0.1:${echo.port}`,
+      ]);
+      let pid = 0;
+      try {
+        const port = await proc.port();
+        assert.equal(await within(10000, proc.exited, "parent exit"), 0);
+        pid = Number(fs.readFileSync(pidFile, "utf8"));
+        assert.ok(pid > 0 && pid !== proc.child.pid);
+        // logrotate's postrotate: served after the signal, so it survived it.
+        process.kill(pid, "SIGHUP");
+        const ws = await openClient(port, ["binary"]);
+        await echoOnce(ws, bytes("daemon"));
+        const done = closed(ws);
+        process.kill(pid, "SIGTERM");
+        assert.equal((await within(8000, done)).code, 1001);
+        await waitFor(() => !fs.existsSync(pidFile), 8000, "pid file removed");
+      } finally {
+        if (pid) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch { /* already gone */ }
+        }
       }
-    }
-  });
+    },
+  );
 
   test("--unix-listen serves on a socket file with --unix-listen-mode", async () => {
     const sock = path.join(tmp, "ws.sock");
@@ -190,6 +230,116 @@ describe("sockets and daemons", () => {
       await proc.kill("SIGKILL");
     }
   });
+
+  test(
+    "--pid-file refuses a symlink and a live process's file, before the banner",
+    SLOW,
+    async () => {
+      const victim = path.join(tmp, "precious");
+      fs.writeFileSync(victim, "keep\n");
+      const link = path.join(tmp, "link.pid");
+      fs.symlinkSync(victim, link);
+      const args = (
+        file: string,
+      ) => [`--pid-file=${file}`, "127.0.0.1:0", `127.0.0.1:${echo.port}`];
+      const viaLink = await runCli(args(link));
+      assertStartError(viaLink, /Cannot write pid file .*link\.pid: is a symbolic link$/);
+      assert.equal(fs.readFileSync(victim, "utf8"), "keep\n");
+      const live = path.join(tmp, "live.pid");
+      fs.writeFileSync(live, `${process.pid}\n`); // this test runner: alive
+      assertStartError(await runCli(args(live)), /pid file .*live\.pid: process \d+ is running$/);
+      assert.equal(fs.readFileSync(live, "utf8"), `${process.pid}\n`);
+    },
+  );
+
+  test("--pid-file replaces a stale file and removes it on exit", SLOW, async () => {
+    const file = path.join(tmp, "stale.pid");
+    const dead = spawn(process.execPath, ["--version"], { stdio: "ignore" });
+    await new Promise((resolve) => dead.once("exit", resolve));
+    fs.writeFileSync(file, `${dead.pid}\n`);
+    const proc = spawnCli([`--pid-file=${file}`, "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+    try {
+      await proc.port();
+      assert.equal(fs.readFileSync(file, "utf8"), `${proc.child.pid}\n`);
+      assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0);
+      assert.ok(!fs.existsSync(file));
+    } finally {
+      await proc.kill("SIGKILL");
+    }
+  });
+
+  test("--unix-listen refuses a path that is not a socket and leaves it", SLOW, async () => {
+    const file = path.join(tmp, "regular");
+    fs.writeFileSync(file, "keep\n");
+    const result = await runCli([`--unix-listen=${file}`, `127.0.0.1:${echo.port}`]);
+    assertStartError(result, /Cannot listen on unix socket .*regular: not a socket$/);
+    assert.equal(fs.readFileSync(file, "utf8"), "keep\n");
+  });
+
+  test(
+    "--unix-listen refuses a live socket, replaces a stale one, removes only its own",
+    SLOW,
+    async () => {
+      const sock = path.join(tmp, "shared.sock");
+      const args = [`--unix-listen=${sock}`, `127.0.0.1:${echo.port}`];
+      // A live server at the path: refused, and the server keeps its socket.
+      // The proxy's probe connects and resets: ignore that.
+      const holder = net.createServer((c) => c.on("error", () => {}).end("holder\n"));
+      await new Promise<void>((resolve) => holder.listen(sock, resolve));
+      try {
+        assertStartError(await runCli(args), /unix socket .*shared\.sock: address already in use$/);
+        const reply = await within(
+          5000,
+          new Promise<string>((resolve, reject) => {
+            const c = net.connect(sock);
+            let text = "";
+            c.setEncoding("utf8").on("data", (d: string) => (text += d));
+            c.once("end", () => resolve(text));
+            c.once("error", reject);
+          }),
+        );
+        assert.equal(reply, "holder\n");
+      } finally {
+        await new Promise((resolve) => holder.close(resolve));
+      }
+      // A stale socket (nobody accepts): a second name for it outlives the server.
+      const spare = path.join(tmp, "spare.sock");
+      const gone = net.createServer();
+      await new Promise<void>((resolve) => gone.listen(spare, resolve));
+      fs.rmSync(sock, { force: true });
+      fs.linkSync(spare, sock);
+      await new Promise((resolve) => gone.close(resolve));
+      fs.rmSync(spare, { force: true });
+      assert.ok(fs.lstatSync(sock).isSocket());
+      const serve = async () => {
+        const proc = spawnCli(args);
+        await waitFor(() => proc.stderr.includes("proxying from"), 15000, "start");
+        const ws = new WebSocket(`ws+unix://${sock}:/`, ["binary"]);
+        await within(5000, new Promise((r, j) => (ws.once("open", r), ws.once("error", j))));
+        await echoOnce(ws, bytes("unix"));
+        ws.close();
+        await closed(ws);
+        return proc;
+      };
+      const first = await serve();
+      try {
+        assert.equal(await within(10000, first.kill("SIGTERM"), "exit"), 0);
+      } finally {
+        await first.kill("SIGKILL");
+      }
+      assert.ok(!fs.existsSync(sock), "its own socket removed on exit");
+      // Another file took the path meanwhile: not ours, so it stays.
+      const second = await serve();
+      try {
+        fs.rmSync(sock);
+        fs.writeFileSync(sock, "new owner\n");
+        assert.equal(await within(10000, second.kill("SIGTERM"), "exit"), 0);
+      } finally {
+        await second.kill("SIGKILL");
+      }
+      assert.equal(fs.readFileSync(sock, "utf8"), "new owner\n");
+    },
+  );
 
   test("--inetd takes the listening socket from fd 0", async () => {
     // A plain Node parent passes its listening fd as the child's stdin.

@@ -269,6 +269,17 @@ describe("log file", () => {
     assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0, "SIGHUP did not stop it");
   });
 
+  test("SIGHUP without --log-file leaves the proxy serving", async () => {
+    const proc = cli([]);
+    const port = await proc.port();
+    process.kill(proc.child.pid!, "SIGHUP");
+    // Served after the signal was sent, so the process survived it.
+    await session(port);
+    await waitFor(() => proc.stderr.includes(": closed "), 5000, "close line");
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0, "SIGHUP did not stop it");
+    assert.doesNotMatch(proc.stderr, /SIGHUP|WARN/);
+  });
+
   test("a log file that cannot be opened is a start-up error", async () => {
     const res = await runCli(["--log-file", path.join(tmp, "no", "dir.log"), "6080", "x:1"]);
     assert.equal(res.code, 1);
