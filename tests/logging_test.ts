@@ -12,7 +12,6 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { after, before, describe, test } from "node:test";
 import { openLogFile } from "../adapters/log_file.ts";
 import { createSyslogSink } from "../adapters/syslog.ts";
 import { loggerCommand, loggerLine } from "../adapters/syslog_unix.ts";
@@ -39,14 +38,17 @@ import {
   waitFor,
   within,
 } from "./_harness.ts";
+import { after, before, describe, needs, type SkipIf, test } from "./_skip.ts";
 
 const DENO = path.join(ROOT, "node_modules", ".bin", "deno");
 /** Why the unix datagram tests skip, or false. */
-const DGRAM_SKIP: string | false = !fs.existsSync(DENO)
-  ? "needs node_modules/.bin/deno (npm ci) to receive unix datagrams"
-  : spawnSync("logger", ["--version"]).status !== 0
-  ? "needs logger(1) from util-linux (Debian/Ubuntu: bsdutils, Essential)"
-  : false;
+const DGRAM_SKIP: SkipIf =
+  needs("node_modules/.bin/deno to receive unix datagrams", fs.existsSync(DENO), "npm ci") ||
+  needs(
+    "logger(1) from util-linux",
+    spawnSync("logger", ["--version"]).status === 0,
+    "apt-get install bsdutils",
+  );
 
 const decode = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
 const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARN|ERROR) ./;

@@ -8,7 +8,6 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { describe, test } from "node:test";
 import { createLogger, StopSignal } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
 import {
@@ -23,6 +22,7 @@ import {
   waitFor,
   within,
 } from "./_harness.ts";
+import { describe, NO_IPV6, test } from "./_skip.ts";
 
 /** Collects everything a socket sends until it ends. */
 function collect(sock: net.Socket): Promise<Uint8Array> {
@@ -200,16 +200,8 @@ describe("heartbeat", () => {
   });
 });
 
-function ipv6Available(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer().once("error", () => resolve(false));
-    s.listen(0, "::1", () => s.close(() => resolve(true)));
-  });
-}
-
 describe("addresses", () => {
-  test("IPv6 listen and IPv6 target", async (t) => {
-    if (!(await ipv6Available())) return t.skip("no ::1 on this machine");
+  test("IPv6 listen and IPv6 target", { skip: NO_IPV6 }, async () => {
     const echo = await startEchoServer("::1");
     const proxy = await startProxy(`[::1]:${echo.port}`, { listen: { hostname: "::1", port: 0 } });
     try {
