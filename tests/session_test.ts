@@ -87,6 +87,44 @@ describe("session close rules", () => {
     }
   });
 
+  test("after a client close, a target that does not close is cut after about 5 s", {
+    timeout: 30000,
+  }, async () => {
+    // The target reads the half-close but keeps its side open, writing a byte every 100 ms:
+    // once the proxy has closed the connection, a write draws a reset.
+    let targetSock: net.Socket | undefined;
+    let gotEof = false;
+    let cut: number | undefined;
+    let ticker: ReturnType<typeof setInterval> | undefined;
+    const target = await startTcpServer((sock) => {
+      targetSock = sock;
+      sock.on("error", () => {});
+      sock.on("close", () => (cut ??= performance.now()));
+      sock.on("end", () => (gotEof = true));
+      sock.resume();
+      ticker = setInterval(() => sock.writable && sock.write("."), 100);
+    });
+    const proxy = await startProxy(`127.0.0.1:${target.port}`);
+    try {
+      const ws = await openClient(proxy.addr.port, ["binary"]);
+      await waitFor(() => targetSock !== undefined, 5000, "target connection");
+      ws.close(1000, "done");
+      await within(5000, closed(ws), "client close");
+      const clientClosed = performance.now();
+      await waitFor(() => gotEof, 5000, "half-close reaches the target");
+      await sleep(Math.max(0, clientClosed + 1000 - performance.now()));
+      assert.equal(cut, undefined, "the target was cut within 1 s of the client close");
+      assert.equal(proxy.sessions, 1);
+      await waitFor(() => cut !== undefined, 10000, "target cut");
+      assert.ok(cut! - clientClosed > 1000, `cut ${(cut! - clientClosed).toFixed(0)} ms after`);
+      await waitFor(() => proxy.sessions === 0, 5000, "session end");
+    } finally {
+      clearInterval(ticker);
+      await proxy.close();
+      await target.close();
+    }
+  });
+
   test("a client that does not answer the close frame is cut off after 5 s", {
     timeout: 20000,
   }, async () => {
