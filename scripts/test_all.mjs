@@ -33,7 +33,8 @@ const dirOrFiles = chosen.length ? chosen.map((f) => `./${f}`) : ["tests/"];
 
 const RUNS = [
   { name: "deno", cmd: join(BIN, "deno"), args: ["test", "-A", ...dirOrFiles] },
-  { name: "bun", cmd: join(BIN, "bun"), args: ["test", ...dirOrFiles] },
+  // Bun gives each test 5 s and ignores suite timeouts; Node and Deno set no default.
+  { name: "bun", cmd: join(BIN, "bun"), args: ["test", "--timeout", "120000", ...dirOrFiles] },
   { name: "node", cmd: process.execPath, args: ["--import", "tsx", "--test", ...testFiles] },
 ];
 

@@ -300,7 +300,7 @@ describe("noVNC's files through --web", { skip: skipFiles }, () => {
   }
 });
 
-describe("noVNC in Chromium against TigerVNC", { skip: skipBrowser }, () => {
+describe("noVNC in Chromium against TigerVNC", { skip: skipBrowser, timeout: 60000 }, () => {
   let tmp: string | undefined;
   let certs: Certs | undefined;
   let vnc: VncServer | undefined;

@@ -136,9 +136,9 @@ describe("session close rules", () => {
       assert.equal(frame?.opcode, 0x8);
       const sent = performance.now();
       // No answer: the next read is the proxy dropping the connection.
-      assert.equal(await within(9000, raw.next(), "drop"), null);
+      assert.equal(await within(12000, raw.next(), "drop"), null);
       const waited = performance.now() - sent;
-      assert.ok(waited > 4000 && waited < 8000, `dropped after ${waited.toFixed(0)} ms`);
+      assert.ok(waited > 4000 && waited < 10000, `dropped after ${waited.toFixed(0)} ms`);
     } finally {
       await proxy.close();
       await target.close();
@@ -205,11 +205,10 @@ describe("heartbeat", () => {
       const ws = await openClient(proxy.addr.port, ["binary"]);
       let pings = 0;
       ws.on("ping", () => pings++);
-      await sleep(600);
-      assert.ok(pings >= 3, `only ${pings} pings`);
+      await waitFor(() => pings >= 3, 5000, "three pings");
       const got = receive(ws, 3);
       ws.send(new Uint8Array([1, 2, 3]));
-      assert.deepEqual(await within(2000, got), new Uint8Array([1, 2, 3]));
+      assert.deepEqual(await within(5000, got), new Uint8Array([1, 2, 3]));
       ws.close();
       await closed(ws);
     } finally {

@@ -314,7 +314,8 @@ describe("TokenFile through the proxy", () => {
       status = await upgradeStatus(port, "/?token=later");
     }
     assert.equal(status, 101);
-    assert.ok(Date.now() - start < 2500, `took ${Date.now() - start} ms`);
+    // Polled each second; a loaded machine may add a second or two.
+    assert.ok(Date.now() - start < 4000, `took ${Date.now() - start} ms`);
     await echoThrough(port, "/?token=later");
   });
 });
