@@ -10,11 +10,15 @@ import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_proces
 import net from "node:net";
 import process from "node:process";
 import { within } from "./_harness.ts";
+import { needs, type SkipIf } from "./_skip.ts";
 
 /** Why the Redis suites skip, or false when `redis-server` is installed. */
-export const REDIS_SKIP: string | false = spawnSync("redis-server", ["--version"]).status === 0
-  ? false
-  : "needs redis-server and redis-cli (apt-get install redis-server)";
+export const REDIS_SKIP: SkipIf = needs(
+  "redis-server and redis-cli",
+  spawnSync("redis-server", ["--version"]).status === 0 &&
+    spawnSync("redis-cli", ["--version"]).status === 0,
+  "apt-get install redis-server",
+);
 
 /** A free loopback port (released before use: good enough for tests). */
 function freePort(): Promise<number> {

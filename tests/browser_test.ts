@@ -16,20 +16,18 @@ import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { after, describe, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import type { Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
 import { ROOT, startProxy, startTcpServer, type TcpServer, waitFor, within } from "./_harness.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
+import { after, describe, needs, test } from "./_skip.ts";
 
 // A dynamic import, so that a missing package skips the suite instead of failing it.
 const playwright = await import("playwright-core").catch(() => undefined);
-const SKIP = !fs.existsSync(CHROMIUM)
-  ? `needs Debian's Chromium at ${CHROMIUM} (apt-get install chromium)`
-  : !playwright
-  ? "needs playwright-core (npm install)"
-  : false;
+const SKIP =
+  needs(`Debian's Chromium at ${CHROMIUM}`, fs.existsSync(CHROMIUM), "apt-get install chromium") ||
+  needs("playwright-core", playwright !== undefined, "npm ci");
 
 const T = { timeout: 60000 };
 

@@ -17,6 +17,8 @@ import {
   runCli,
   spawnCli,
   startEchoServer,
+  startTcpServer,
+  waitFor,
   within,
 } from "./_harness.ts";
 
@@ -315,25 +317,68 @@ describe("websockify command", { timeout: 60000 }, () => {
     assertStartError(result, /nonexistent\.invalid/);
   });
 
-  test("websockify closes clients with 1001 and exits 0 on SIGTERM", async () => {
-    const echo = await startEchoServer();
-    const proc = spawnCli(["127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    test(`websockify closes clients with 1001 and exits 0 on ${signal}`, async () => {
+      const echo = await startEchoServer();
+      const proc = spawnCli(["127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+      try {
+        const ws = await openClient(await proc.port(), ["binary"]);
+        // An echo proves the session reached the target before the signal.
+        const got = receive(ws, 5);
+        ws.send(new TextEncoder().encode("hello"));
+        await within(5000, got, "echo");
+        const closing = closed(ws);
+        // Not proc.kill(): Deno's child.kill() makes "exit" report the signal
+        // instead of the real exit status.
+        process.kill(proc.child.pid!, signal);
+        const code = await within(8000, proc.exited, `exit after ${signal}`);
+        assert.equal((await within(5000, closing, "client close")).code, 1001);
+        assert.equal(code, 0, proc.stderr);
+      } finally {
+        await proc.kill("SIGKILL");
+        await echo.close();
+      }
+    });
+  }
+
+  test("websockify --traffic prints } per client chunk and { per target chunk", async () => {
+    let targetSock: net.Socket | undefined;
+    let fromClient = "";
+    const target = await startTcpServer((sock) => {
+      targetSock = sock;
+      sock.setEncoding("utf8").on("data", (d: string) => (fromClient += d));
+    });
+    const proc = spawnCli(["--traffic", "127.0.0.1:0", `127.0.0.1:${target.port}`]);
     try {
       const ws = await openClient(await proc.port(), ["binary"]);
-      // An echo proves the session reached the target before the signal.
-      const got = receive(ws, 5);
-      ws.send(new TextEncoder().encode("hello"));
-      await within(5000, got, "echo");
-      const closing = closed(ws);
-      // Not proc.kill(): Deno's child.kill() makes "exit" report the signal
-      // instead of the real exit status.
-      process.kill(proc.child.pid!, "SIGTERM");
-      const code = await within(5000, proc.exited, "exit after SIGTERM");
-      assert.equal((await within(5000, closing, "client close")).code, 1001);
-      assert.equal(code, 0, proc.stderr);
+      const legend = "Traffic Legend:\n    } - Client receive\n    { - Target receive\n";
+      const tokens = () => proc.stdout.startsWith(legend) ? proc.stdout.slice(legend.length) : "";
+      // One chunk at a time, each waited for, so that the order of tokens is known.
+      const steps: ["client" | "target", string][] = [
+        ["client", "}"],
+        ["target", "}{"],
+        ["target", "}{{"],
+        ["client", "}{{}"],
+      ];
+      for (const [i, [from, want]] of steps.entries()) {
+        const text = `chunk ${i}`;
+        if (from === "client") {
+          const sent = fromClient.length + text.length;
+          ws.send(new TextEncoder().encode(text));
+          await waitFor(() => fromClient.length >= sent, 5000, `${text} at the target`);
+        } else {
+          const got = receive(ws, text.length);
+          targetSock!.write(text);
+          await within(5000, got, `${text} at the client`);
+        }
+        await waitFor(() => tokens().length >= want.length, 5000, `tokens ${want}`);
+        assert.equal(tokens(), want, proc.stdout);
+      }
+      ws.close();
+      await within(5000, closed(ws), "client close");
     } finally {
       await proc.kill("SIGKILL");
-      await echo.close();
+      await target.close();
     }
   });
 });

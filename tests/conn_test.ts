@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
 import { connectBun } from "../adapters/bun.ts";
 import { connectDeno } from "../adapters/deno.ts";
 import { connectNode } from "../adapters/node_conn.ts";
@@ -22,11 +21,14 @@ import {
   waitFor,
   within,
 } from "./_harness.ts";
+import { after, before, capability, describe, type SkipIf, test } from "./_skip.ts";
 
-const CONNECTORS: { name: string; connect: (t: Target) => Promise<Conn>; skip: boolean }[] = [
+const only = (runtime: typeof RUNTIME, what: string): SkipIf =>
+  RUNTIME === runtime ? false : capability(`${what} exists only under ${runtime}`);
+const CONNECTORS: { name: string; connect: (t: Target) => Promise<Conn>; skip: SkipIf }[] = [
   { name: "connectNode()", connect: (t) => connectNode(t), skip: false },
-  { name: "connectDeno()", connect: (t) => connectDeno(t), skip: RUNTIME !== "deno" },
-  { name: "connectBun()", connect: (t) => connectBun(t), skip: RUNTIME !== "bun" },
+  { name: "connectDeno()", connect: (t) => connectDeno(t), skip: only("deno", "Deno.connect") },
+  { name: "connectBun()", connect: (t) => connectBun(t), skip: only("bun", "Bun.connect") },
 ];
 
 const tcp = (port: number): Target => ({ kind: "tcp", hostname: "127.0.0.1", port });

@@ -16,13 +16,13 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import type { BrowserContext, Page } from "playwright-core";
 import { createLogger, type Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
 import { httpGet, RUNTIME, sleep, startProxy, waitFor, within } from "./_harness.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
+import { after, before, describe, needs, type SkipIf, test } from "./_skip.ts";
 
 const NOVNC_DIRS = ["/usr/share/novnc"];
 const XVNC_BINS = ["/usr/bin/Xvnc", "/usr/bin/Xtigervnc"];
@@ -39,14 +39,20 @@ const xvnc = XVNC_BINS.find((f) => fs.existsSync(f));
 const playwright = await import("playwright-core").catch(() => undefined);
 
 /** Why the file checks cannot run, or false. */
-const skipFiles: string | false = novncDir ? false : `noVNC's files not in ${NOVNC_DIRS}`;
+const skipFiles: SkipIf = needs(
+  `noVNC's files in ${NOVNC_DIRS}`,
+  !!novncDir,
+  "apt-get install novnc",
+);
 /** Why the browser tests cannot run, or false. */
-const skipBrowser: string | false = skipFiles ||
-  (!xvnc &&
-    `no TigerVNC server (${XVNC_BINS.join(", ")}); apt-get install tigervnc-standalone-server`) ||
-  (!fs.existsSync(CHROMIUM) && `no ${CHROMIUM}; apt-get install chromium`) ||
-  (!playwright && "playwright-core is not installed") ||
-  false;
+const skipBrowser: SkipIf = skipFiles ||
+  needs(
+    `a TigerVNC server (${XVNC_BINS.join(" or ")})`,
+    !!xvnc,
+    "apt-get install tigervnc-standalone-server",
+  ) ||
+  needs(`Debian's Chromium at ${CHROMIUM}`, fs.existsSync(CHROMIUM), "apt-get install chromium") ||
+  needs("playwright-core", playwright !== undefined, "npm ci");
 
 /** A free TCP port on loopback (closed again before use; the caller retries on a clash). */
 function freePort(): Promise<number> {
@@ -233,7 +239,7 @@ function sequentialGets(
   });
 }
 
-describe("noVNC's files through --web", () => {
+describe("noVNC's files through --web", { skip: skipFiles }, () => {
   let certs: Certs | undefined;
   let proxy: Websockify | undefined;
   const cleanup = async () => {
@@ -243,7 +249,6 @@ describe("noVNC's files through --web", () => {
     c?.remove();
   };
   before(async () => {
-    if (skipFiles) return;
     try {
       certs = makeCerts();
       proxy = await startProxy("127.0.0.1:1", { web: novncDir, tls: { cert: certs.combined } });
@@ -264,9 +269,7 @@ describe("noVNC's files through --web", () => {
     ["/app/styles/base.css", /^text\/css\b/],
     ["/app/images/connect.svg", /^image\/svg\+xml\b/],
   ];
-  test("ES modules are text/javascript, styles text/css, icons image/svg+xml", {
-    skip: skipFiles,
-  }, async () => {
+  test("ES modules are text/javascript, styles text/css, icons image/svg+xml", async () => {
     for (const [file, type] of types) {
       const res = await httpGet(proxy!.addr.port, file);
       assert.equal(res.status, 200, file);
@@ -278,9 +281,7 @@ describe("noVNC's files through --web", () => {
 
   // Browsers reuse a connection the server left open; noVNC loads ~40 modules that way.
   for (const scheme of ["http", "https"] as const) {
-    test(`${scheme}: a kept-alive connection serves the next request`, {
-      skip: skipFiles,
-    }, async () => {
+    test(`${scheme}: a kept-alive connection serves the next request`, async () => {
       const paths = ["/core/util/int.js", "/core/input/domkeytable.js", "/core/util/browser.js"];
       const got = await sequentialGets(
         proxy!.addr.port,
@@ -299,7 +300,7 @@ describe("noVNC's files through --web", () => {
   }
 });
 
-describe("noVNC in Chromium against TigerVNC", () => {
+describe("noVNC in Chromium against TigerVNC", { skip: skipBrowser, timeout: 60000 }, () => {
   let tmp: string | undefined;
   let certs: Certs | undefined;
   let vnc: VncServer | undefined;
@@ -344,7 +345,6 @@ describe("noVNC in Chromium against TigerVNC", () => {
   };
 
   before(async () => {
-    if (skipBrowser) return;
     try {
       await start();
     } catch (error) {
@@ -363,9 +363,7 @@ describe("noVNC in Chromium against TigerVNC", () => {
 
   for (const { page: file, scheme, status } of cases) {
     const ws = scheme === "https" ? "wss://" : "ws://";
-    test(`${file} over ${scheme} + ${ws} connects and shows the desktop`, {
-      skip: skipBrowser,
-    }, async () => {
+    test(`${file} over ${scheme} + ${ws} connects and shows the desktop`, async () => {
       const proxy = scheme === "https" ? secure! : plain!;
       const port = proxy.addr.port;
       const host = scheme === "https" ? "localhost" : "127.0.0.1";

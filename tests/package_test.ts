@@ -10,13 +10,13 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
-import { after, describe, test } from "node:test";
 import { USAGE } from "../lib/cli.ts";
 import { httpGet, ROOT, RUNTIME, within } from "./_harness.ts";
+import { after, capability, describe, test } from "./_skip.ts";
 
 const SKIP = RUNTIME === "node"
   ? false
-  : "npm pack + npm install take a while: the packaging test runs under Node only";
+  : capability("npm pack + npm install take a while: the packaging test runs under Node only");
 
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
 

@@ -5,7 +5,6 @@
  * going away (fast 503s, sessions go on) and coming back (no restart).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { LOOKUP_TIMEOUT_MS } from "../adapters/token_redis.ts";
 import { parseRedisSource, parseRedisValue, splitRedisSource } from "../lib/token_redis.ts";
 import {
@@ -30,6 +29,7 @@ import {
   within,
 } from "./_harness.ts";
 import { REDIS_SKIP, type RedisServer, startRedis } from "./_redis.ts";
+import { after, before, describe, test } from "./_skip.ts";
 
 const tcp = (hostname: string, port: number) => ({ kind: "tcp", hostname, port });
 
@@ -157,7 +157,6 @@ describe("TokenRedis through the proxy", { skip: REDIS_SKIP }, () => {
   let proxy: Websockify;
   const logs: string[] = [];
   before(async () => {
-    if (REDIS_SKIP) return;
     [redis, echo] = await Promise.all([startRedis(), startEchoServer()]);
     plugin = await loadTokenPlugin("TokenRedis", `127.0.0.1:${redis.port}`);
     const logger = createLogger({ write: (line) => logs.push(line) });
@@ -255,7 +254,9 @@ describe("TokenRedis through the proxy", { skip: REDIS_SKIP }, () => {
     try {
       const asked = Date.now();
       await assert.rejects(Promise.resolve(lazy.lookup("t")), /is unavailable: .*ECONNREFUSED/);
-      assert.ok(Date.now() - asked < 500, `failed after ${Date.now() - asked} ms`);
+      // Before the lookup timeout: a refused connection is not waited for.
+      const took = Date.now() - asked;
+      assert.ok(took < LOOKUP_TIMEOUT_MS, `failed after ${took} ms`);
       await late.start();
       await late.cli("SET", "t", "127.0.0.1:5900");
       await until(async () => (await lazy.lookup("t"))?.kind === "tcp", 5000, "reconnect");
@@ -274,7 +275,6 @@ describe("TokenRedis shared by two CLI proxies", { skip: REDIS_SKIP }, () => {
   let procs: CliProcess[] = [];
   let ports: number[] = [];
   before(async () => {
-    if (REDIS_SKIP) return;
     [store, echo] = await Promise.all([startRedis(), startEchoServer()]);
     const args = ["--token-plugin=TokenRedis", `--token-source=127.0.0.1:${store.port}`];
     procs = [spawnCli([...args, "127.0.0.1:0"]), spawnCli([...args, "127.0.0.1:0"])];

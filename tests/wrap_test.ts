@@ -12,7 +12,6 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { after, before, describe, test } from "node:test";
 import { rebindLibrary } from "../adapters/rebind.ts";
 import {
   LD_PRELOAD_ENV,
@@ -35,33 +34,28 @@ import {
   waitFor,
   within,
 } from "./_harness.ts";
+import { after, before, capability, describe, needs, NO_IPV6, type SkipIf, test } from "./_skip.ts";
 
 const FIXTURE = path.join(ROOT, "tests", "fixtures", "wrap_server.mjs");
 
-/** Why the native parts skip, or false. */
-function skipReason(): string | false {
-  if (process.platform !== "linux") return "wrap mode needs Linux (LD_PRELOAD)";
+const LINUX = process.platform === "linux"
+  ? false
+  : capability("wrap mode needs Linux (LD_PRELOAD)");
+
+/** Whether the C compiler that builds rebind.so runs. */
+function hasCompiler(): boolean {
   try {
     execFileSync(process.env.CC?.trim().split(/\s+/)[0] || "cc", ["--version"], {
       stdio: "ignore",
     });
-    return false;
+    return true;
   } catch {
-    return "no C compiler (cc) to build rebind.so";
+    return false;
   }
 }
-const SKIP = skipReason();
-const LINUX = process.platform === "linux" ? false : "wrap mode needs Linux (LD_PRELOAD)";
-
-/** Binds `host:0` once to see whether the address exists here. */
-function canBind(host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen(0, host, () => server.close(() => resolve(true)));
-  });
-}
-const NO_IPV6 = (await canBind("::1")) ? false : "no IPv6 loopback (::1)";
+/** Why the native parts skip, or false. */
+const SKIP = LINUX ||
+  needs("a C compiler (cc) to build rebind.so", hasCompiler(), "apt-get install gcc libc6-dev");
 
 /** A port free right now on both families (the program's OLD port). */
 function freePort(): Promise<number> {
@@ -225,7 +219,7 @@ describe("rebind.so", { skip: SKIP, timeout: 60000 }, () => {
     assert.equal(await rebindLibrary({ ...process.env, XDG_CACHE_HOME: CACHE }), so);
   });
 
-  const moves: [string, string[], string, string | false][] = [
+  const moves: [string, string[], string, SkipIf][] = [
     ["0.0.0.0", [], "127.0.0.1", false],
     ["127.0.0.1", [], "127.0.0.1", false],
     ["::", [], "::ffff:127.0.0.1", NO_IPV6],
@@ -281,7 +275,7 @@ describe("websockify -- PROGRAM", { skip: SKIP, timeout: 60000 }, () => {
     await closed(ws);
   }
 
-  const variants: [string, string[], string | false][] = [
+  const variants: [string, string[], SkipIf][] = [
     ["0.0.0.0", ["0.0.0.0"], false],
     ["::", ["::"], NO_IPV6],
     ["::, IPv6 only (reached on ::1)", ["::", "--ipv6-only"], NO_IPV6],
