@@ -93,6 +93,24 @@ export function frameHead(opcode: number, length: number): Uint8Array {
 }
 
 /**
+ * A whole unmasked server control frame in one buffer: one write, not two,
+ * for frames the server sends of its own accord. `payload` is at most 125
+ * bytes.
+ *
+ * @example
+ * ```ts
+ * controlFrame(OP_PONG, new Uint8Array([7])); // Uint8Array [0x8a, 1, 7]
+ * ```
+ */
+export function controlFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(2 + payload.length);
+  frame[0] = 0x80 | opcode;
+  frame[1] = payload.length;
+  frame.set(payload, 2);
+  return frame;
+}
+
+/**
  * A close frame's payload: the code, then the reason as UTF-8 cut to fit a
  * control frame. No code gives an empty payload.
  *

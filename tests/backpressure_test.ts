@@ -15,6 +15,10 @@ const STALL_MS = 1500;
 /** Loopback kernel buffers can hold tens of MiB; an unbounded proxy takes GiBs. */
 const MAX_IN_FLIGHT = 64 * 1024 * 1024;
 const MAX_RSS_GROWTH = 32 * 1024 * 1024;
+/** Pings enough to take a proxy that queues every pong far past PING_RSS_GROWTH. */
+const PING_FLOOD_BYTES = 32 * 1024 * 1024;
+/** A runtime's heap grows with throughput alone for a while (Deno's the most). */
+const PING_RSS_GROWTH = 48 * 1024 * 1024;
 
 /** Bytes of the endless test stream starting at `offset`. */
 function streamBytes(offset: number, n: number): Uint8Array {
@@ -149,4 +153,58 @@ describe("backpressure", () => {
       await target.close();
     }
   });
+
+  // Each ping makes the proxy write a pong of its own; none may pile up.
+  for (const size of [125, 0]) {
+    test(`a client that floods ${size}-byte pings and never reads is held`, async () => {
+      const target = await startTcpServer(() => {});
+      const proxy = spawnCli(["127.0.0.1:0", `127.0.0.1:${target.port}`]);
+      try {
+        const raw = await rawConnect(await proxy.port(), { "Sec-WebSocket-Protocol": "binary" });
+        raw.sock.pause();
+        const ping = encodeFrame(0x9, new Uint8Array(size).fill(7));
+        const batch = new Uint8Array(
+          Buffer.concat(Array(Math.ceil(CHUNK / ping.length)).fill(ping)),
+        );
+        // A warm-up first: the heap of a busy proxy grows for a while, then levels off.
+        await floodUntilStalled(raw.sock, batch, PING_FLOOD_BYTES / 2);
+        const rssBefore = rssOf(proxy.child.pid!);
+        await floodUntilStalled(raw.sock, batch, PING_FLOOD_BYTES);
+        const rssAfter = rssOf(proxy.child.pid!);
+        if (rssBefore && rssAfter) {
+          assert.ok(
+            rssAfter - rssBefore < PING_RSS_GROWTH,
+            `proxy RSS grew ${rssAfter - rssBefore}`,
+          );
+        }
+        // Once the client reads, the latest ping is answered.
+        raw.send(encodeFrame(0x9, new TextEncoder().encode("last")));
+        raw.sock.resume();
+        for (let i = 0; i < PING_FLOOD_BYTES; i++) {
+          const frame = await within(20000, raw.next(), "pong");
+          assert.equal(frame?.opcode, 0xa);
+          if (new TextDecoder().decode(frame.payload) === "last") break;
+        }
+        raw.sock.destroy();
+      } finally {
+        await proxy.kill();
+        await target.close();
+      }
+    });
+  }
 });
+
+/** Writes `batch` until `limit` bytes are sent or a write does not drain within STALL_MS. */
+async function floodUntilStalled(sock: net.Socket, batch: Uint8Array, limit: number) {
+  let sent = 0;
+  while (sent < limit) {
+    sent += batch.length;
+    if (sock.write(batch)) continue;
+    const drained = await Promise.race([
+      new Promise((r) => sock.once("drain", () => r(true))),
+      sleep(STALL_MS).then(() => false),
+    ]);
+    if (!drained) return { sent, stalled: true };
+  }
+  return { sent, stalled: false };
+}
