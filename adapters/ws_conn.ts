@@ -103,7 +103,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   constructor(readonly sock: net.Socket, readonly protocol: string, head: Uint8Array) {
     super();
     this.writer = new WsWriter(sock, protocol === "base64");
-    this.#parser = new FrameParser(this, MAX_MESSAGE_BYTES, xor);
+    // Text is held whole, so it has a limit; binary is streamed, so it has none.
+    this.#parser = new FrameParser(this, protocol === "base64" ? MAX_MESSAGE_BYTES : 0, xor);
     this.closed = new Promise<CloseInfo>((resolve) => (this.#resolveClosed = resolve));
     (sock as Owned)[CONN] = this;
     sock.on("close", SocketWsConn.#onClose);
