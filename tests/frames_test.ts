@@ -6,32 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/unmask.ts";
-import { closePayload, type FrameHandler, frameHead, FrameParser, unmask } from "../lib/frames.ts";
-import { encodeFrame } from "./_frames.ts";
+import { closePayload, frameHead, FrameParser, unmask } from "../lib/frames.ts";
+import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const MAX = 1 << 20;
-
-/** Records what the parser reports; binary pieces are joined. */
-function recorder() {
-  const events: (string | number[])[] = [];
-  let binary: number[] = [];
-  const flush = () => {
-    if (binary.length) events.push(binary);
-    binary = [];
-  };
-  const handler: FrameHandler = {
-    receiveData: (bytes) => void binary.push(...bytes),
-    receiveText: (message) => (flush(), void events.push(`text:${message}`)),
-    receivePing: (
-      payload,
-    ) => (flush(), void events.push(`ping:${new TextDecoder().decode(payload)}`)),
-    receivePong: () => (flush(), void events.push("pong")),
-    receiveClose: (code, reason) => (flush(), void events.push(`close:${code}:${reason}`)),
-    protocolError: (code, reason) => (flush(), void events.push(`error:${code}:${reason}`)),
-  };
-  return { handler, events: () => (flush(), events) };
-}
 
 /** Parses `wire` pushed in chunks of `size` bytes (copies: the parser unmasks in place). */
 function parse(wire: Uint8Array, size = wire.length, max = MAX) {
