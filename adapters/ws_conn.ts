@@ -91,8 +91,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   #parser: FrameParser;
   /** QUEUE_FULL, SEND_FULL, PONG_WAITING and DROPPING bits: why reading is paused. */
   #holds = 0;
-  /** Set while a pong is in user space; called once it has left. */
-  #pongSent: (() => void) | null = null;
+  /** True while a pong of ours is in user space. */
+  #pongWaits = false;
   /** The payload of the pong to send once that one has left. */
   #nextPong: Uint8Array | null = null;
   /** The close frame the client sent, if any. */
@@ -176,11 +176,10 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     const was = this.#holds;
     const now = on ? was | reason : was & ~reason;
     this.#holds = now;
-    const paused = (now & DROPPING) === 0 && now !== 0;
-    if (paused !== ((was & DROPPING) === 0 && was !== 0)) {
-      if (paused) this.sock.pause();
-      else this.sock.resume();
-    }
+    // Pausing again is harmless, and undoes a resume from outside (the
+    // upgrade resumes the socket after the head has been parsed).
+    if ((now & DROPPING) === 0 && now !== 0) this.sock.pause();
+    else if ((was & DROPPING) === 0 && was !== 0) this.sock.resume();
   }
 
   // --- QueueSource ---
@@ -215,21 +214,25 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
    * stops until it has left, so tiny pings cannot pile up tiny writes.
    */
   receivePing(payload: Uint8Array): void {
-    if (this.#pongSent === null) return this.#sendPong(payload);
+    if (!this.#pongWaits) return this.#sendPong(payload);
     this.#nextPong = payload;
     this.#hold(PONG_WAITING, true);
   }
 
   #sendPong(payload: Uint8Array): void {
+    this.#pongWaits = true;
     const sent = () => {
-      this.#pongSent = null;
+      this.#pongWaits = false;
       const next = this.#nextPong;
       this.#nextPong = null;
       if (next) this.#sendPong(next);
       else this.#hold(PONG_WAITING, false);
     };
-    if (this.#control(OP_PONG, payload, sent)) this.#pongSent = sent;
-    else this.#hold(PONG_WAITING, false);
+    if (!this.#control(OP_PONG, payload, sent)) {
+      this.#pongWaits = false;
+      this.#nextPong = null;
+      this.#hold(PONG_WAITING, false);
+    }
   }
 
   receivePong(): void {
