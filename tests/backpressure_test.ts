@@ -103,56 +103,64 @@ describe("backpressure", () => {
     }
   });
 
-  test("a target that stops reading holds the client back", async () => {
-    let targetSock: net.Socket | undefined;
-    const target = await startTcpServer((sock) => {
-      targetSock = sock;
-      sock.pause();
-    });
-    const proxy = spawnCli(["127.0.0.1:0", `127.0.0.1:${target.port}`]);
-    try {
-      const raw = await rawConnect(await proxy.port(), { "Sec-WebSocket-Protocol": "binary" });
-      let sent = 0;
-      let stalled = false;
-      const deadline = Date.now() + STALL_MS;
-      const rssBefore = rssOf(proxy.child.pid!);
-      while (Date.now() < deadline) {
-        const ok = raw.sock.write(encodeFrame(0x2, streamBytes(sent, CHUNK)));
-        sent += CHUNK;
-        if (!ok) {
-          const drained = await Promise.race([
-            new Promise((r) => raw.sock.once("drain", () => r(true))),
-            sleep(deadline - Date.now()).then(() => false),
-          ]);
-          if (!drained) stalled = true;
-        }
-      }
-      const rssAfter = rssOf(proxy.child.pid!);
-      assert.ok(stalled, "the client was never held back");
-      assert.ok(sent < MAX_IN_FLIGHT, `${sent} bytes in flight`);
-      if (rssBefore && rssAfter) {
-        assert.ok(rssAfter - rssBefore < MAX_RSS_GROWTH, `proxy RSS grew ${rssAfter - rssBefore}`);
-      }
-      // Let the target read, then close from the client: all bytes arrive.
-      let received = 0;
-      let bad = -1;
-      targetSock!.on("data", (d: Uint8Array) => {
-        const at = firstMismatch(d, received);
-        if (at >= 0 && bad < 0) bad = received + at;
-        received += d.byteLength;
+  // With pings, the pongs' comings and goings must not resume a socket paused for the target.
+  for (const pings of [false, true]) {
+    const what = pings ? " (a ping after every frame)" : "";
+    test(`a target that stops reading holds the client back${what}`, async () => {
+      let targetSock: net.Socket | undefined;
+      const target = await startTcpServer((sock) => {
+        targetSock = sock;
+        sock.pause();
       });
-      const ended = new Promise((r) => targetSock!.once("end", r));
-      targetSock!.resume();
-      raw.send(encodeFrame(0x8, closePayload(1000)));
-      await within(20000, ended, "target EOF");
-      assert.equal(bad, -1, `corrupt at ${bad}`);
-      assert.equal(received, sent);
-      raw.sock.destroy();
-    } finally {
-      await proxy.kill();
-      await target.close();
-    }
-  });
+      const proxy = spawnCli(["127.0.0.1:0", `127.0.0.1:${target.port}`]);
+      try {
+        const raw = await rawConnect(await proxy.port(), { "Sec-WebSocket-Protocol": "binary" });
+        let sent = 0;
+        let stalled = false;
+        const deadline = Date.now() + STALL_MS;
+        const rssBefore = rssOf(proxy.child.pid!);
+        while (Date.now() < deadline) {
+          if (pings) raw.sock.write(encodeFrame(0x9, new Uint8Array(4)));
+          const ok = raw.sock.write(encodeFrame(0x2, streamBytes(sent, CHUNK)));
+          sent += CHUNK;
+          if (!ok) {
+            const drained = await Promise.race([
+              new Promise((r) => raw.sock.once("drain", () => r(true))),
+              sleep(deadline - Date.now()).then(() => false),
+            ]);
+            if (!drained) stalled = true;
+          }
+        }
+        const rssAfter = rssOf(proxy.child.pid!);
+        assert.ok(stalled, "the client was never held back");
+        assert.ok(sent < MAX_IN_FLIGHT, `${sent} bytes in flight`);
+        if (rssBefore && rssAfter) {
+          assert.ok(
+            rssAfter - rssBefore < MAX_RSS_GROWTH,
+            `proxy RSS grew ${rssAfter - rssBefore}`,
+          );
+        }
+        // Let the target read, then close from the client: all bytes arrive.
+        let received = 0;
+        let bad = -1;
+        targetSock!.on("data", (d: Uint8Array) => {
+          const at = firstMismatch(d, received);
+          if (at >= 0 && bad < 0) bad = received + at;
+          received += d.byteLength;
+        });
+        const ended = new Promise((r) => targetSock!.once("end", r));
+        targetSock!.resume();
+        raw.send(encodeFrame(0x8, closePayload(1000)));
+        await within(20000, ended, "target EOF");
+        assert.equal(bad, -1, `corrupt at ${bad}`);
+        assert.equal(received, sent);
+        raw.sock.destroy();
+      } finally {
+        await proxy.kill();
+        await target.close();
+      }
+    });
+  }
 
   // Each ping makes the proxy write a pong of its own; none may pile up.
   for (const size of [125, 0]) {
