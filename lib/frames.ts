@@ -314,6 +314,12 @@ export class FrameParser {
 
   /** Appends to the text message, growing its buffer by doubling up to what was announced. */
   #addText(piece: Uint8Array): void {
+    if (this.#fin && this.#textLength === 0 && piece.length === this.#textAnnounced) {
+      // The whole message in one piece, decoded before this push returns: no copy.
+      this.#text = piece;
+      this.#textLength = piece.length;
+      return;
+    }
     const length = this.#textLength + piece.length;
     if (length > this.#text.length) {
       const size = Math.min(Math.max(length, 2 * this.#text.length, 256), this.#textAnnounced);
