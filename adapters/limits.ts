@@ -11,7 +11,10 @@ export const HIGH_WATER_MARK = 256 * 1024;
 /** Bytes queued for the client before writes wait for the socket to drain. */
 export const SEND_HIGH_WATER_MARK = 1024 * 1024;
 
-/** The largest client message accepted; larger ones close with 1009. */
+/**
+ * The largest client text message (base64 mode), which is held whole;
+ * larger ones close with 1009. Binary messages are streamed: no limit.
+ */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** How long a client may take to answer our close frame before it is cut off. */

@@ -85,16 +85,17 @@ export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   /**
    * Writes `bytes`; what is written in one turn goes out in one writev (a
    * 64 KiB client message spans two socket reads and arrives as two pieces;
-   * a frame is a head and a payload).
+   * a frame is a head and a payload). `sent` is called once they have left
+   * user space (or failed).
    */
-  protected send(bytes: Uint8Array): void {
+  protected send(bytes: Uint8Array, sent?: () => void): void {
     if (!this.#corked) {
       this.#corked = true;
       this.sock.cork();
       // A shared function, not a closure per writer (two per session).
       process.nextTick(SocketWriter.#uncork, this);
     }
-    this.sock.write(bytes);
+    this.sock.write(bytes, sent);
   }
 
   static #uncork(writer: SocketWriter<unknown>): void {

@@ -4,8 +4,9 @@
  * {@link FrameParser}. Binary payload goes to the bridge as views of the
  * socket's own buffers, unmasked in place (`ws` joined every 64 KiB message
  * that spanned two reads into a new buffer). Unmasked frames are refused,
- * reading pauses when the bridge is full, and sends wait for the socket to
- * drain, which the runtimes' native servers cannot all do (runtimes.md T2, T3).
+ * reading pauses when the bridge is full or the client's send buffer is,
+ * and sends wait for the socket to drain, which the runtimes' native servers
+ * cannot all do.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import type net from "node:net";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../lib/chunks.ts";
 import {
   closePayload,
+  controlFrame,
   type FrameHandler,
   frameHead,
   FrameParser,
@@ -63,6 +65,19 @@ export function acceptWebSocket(
 const CONN = Symbol("websocket");
 type Owned = net.Socket & { [CONN]: SocketWsConn };
 const noop = () => {};
+const EMPTY = new Uint8Array(0);
+
+// Why reading from the client is paused, as bits: it reads while none is
+// set. One place decides, so that neither condition resumes a socket the
+// other has paused.
+/** The bridge has not taken what was read (the reader's queue is full). */
+const QUEUE_FULL = 1;
+/** The client's send buffer is over the mark: it has not read what we sent, frames of our own included. */
+const SEND_FULL = 2;
+/** A ping came while our pong to an earlier one was still in user space. */
+const PONG_WAITING = 4;
+/** The parser has stopped: read on and drop, whatever else holds. */
+const DROPPING = 8;
 
 // A class, not an object literal with getters: see node_conn.ts. Its socket
 // listeners are shared functions, not closures: with 10,000 sessions open,
@@ -73,7 +88,13 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   readonly writer: WsWriter;
   readonly closed: Promise<CloseInfo>;
   onpong: (() => void) | null = null;
-  #parser: FrameParser = new FrameParser(this, MAX_MESSAGE_BYTES, xor);
+  #parser: FrameParser;
+  /** QUEUE_FULL, SEND_FULL, PONG_WAITING and DROPPING bits: why reading is paused. */
+  #holds = 0;
+  /** True while a pong of ours is in user space. */
+  #pongWaits = false;
+  /** The payload of the pong to send once that one has left. */
+  #nextPong: Uint8Array | null = null;
   /** The close frame the client sent, if any. */
   #received: CloseInfo | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -82,6 +103,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   constructor(readonly sock: net.Socket, readonly protocol: string, head: Uint8Array) {
     super();
     this.writer = new WsWriter(sock, protocol === "base64");
+    // Text is held whole, so it has a limit; binary is streamed, so it has none.
+    this.#parser = new FrameParser(this, protocol === "base64" ? MAX_MESSAGE_BYTES : 0, xor);
     this.closed = new Promise<CloseInfo>((resolve) => (this.#resolveClosed = resolve));
     (sock as Owned)[CONN] = this;
     sock.on("close", SocketWsConn.#onClose);
@@ -113,10 +136,10 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
 
   close(code?: number, reason?: string): void {
     if (this.writer.closing) return;
-    this.writer.closing = true;
     // Gone already: no frame to send, and no timer to keep the process up.
-    if (this.sock.destroyed) return;
-    this.writer.frame(OP_CLOSE, closePayload(code, reason));
+    if (this.sock.destroyed) return void (this.writer.closing = true);
+    this.#control(OP_CLOSE, closePayload(code, reason));
+    this.writer.closing = true;
     if (this.#received && !this.sock.writableEnded) this.sock.end();
     // A client that does not answer the close frame is cut off.
     this.#timer = setTimeout(() => this.sock.destroy(), CLOSE_TIMEOUT_MS);
@@ -127,21 +150,51 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   }
 
   ping(): void {
-    if (!this.writer.closing) this.writer.frame(OP_PING, new Uint8Array(0));
+    this.#control(OP_PING, EMPTY);
+  }
+
+  /**
+   * Sends a frame of our own (pong, ping, close). It counts against the
+   * send mark as data does: while the client's buffer is over it, the
+   * client is not read, so a client that pings and never reads cannot make
+   * us queue pongs without end.
+   */
+  #control(opcode: number, payload: Uint8Array, sent?: () => void): boolean {
+    const writer = this.writer;
+    if (writer.closing || !writer.control(opcode, payload, sent)) return false;
+    const ready = writer.ready;
+    if (ready !== READY && !(this.#holds & SEND_FULL)) {
+      this.#hold(SEND_FULL, true);
+      const drained = () => this.#hold(SEND_FULL, false);
+      ready.then(drained, drained);
+    }
+    return true;
+  }
+
+  /** Sets or clears one reason to pause; the socket reads while there is none. */
+  #hold(reason: number, on: boolean): void {
+    const was = this.#holds;
+    const now = on ? was | reason : was & ~reason;
+    this.#holds = now;
+    // Pausing again is harmless, and undoes a resume from outside (the
+    // upgrade resumes the socket after the head has been parsed).
+    if ((now & DROPPING) === 0 && now !== 0) this.sock.pause();
+    else if ((was & DROPPING) === 0 && was !== 0) this.sock.resume();
   }
 
   // --- QueueSource ---
 
   pause(): void {
-    this.sock.pause();
+    this.#hold(QUEUE_FULL, true);
   }
 
   resume(): void {
-    this.sock.resume();
+    this.#hold(QUEUE_FULL, false);
   }
 
   cancel(): void {
-    this.sock.resume();
+    // Read on and drop; a full send buffer still holds reading back.
+    this.#hold(QUEUE_FULL, false);
   }
 
   // --- FrameHandler ---
@@ -154,8 +207,32 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     this.reader.push(message);
   }
 
+  /**
+   * Answers with a pong. One pong at a time waits in user space: a ping
+   * that comes before it has left only replaces the payload of the next
+   * (RFC 6455 §5.5.3 allows answering the latest ping alone), and reading
+   * stops until it has left, so tiny pings cannot pile up tiny writes.
+   */
   receivePing(payload: Uint8Array): void {
-    if (!this.writer.closing) this.writer.frame(OP_PONG, payload);
+    if (!this.#pongWaits) return this.#sendPong(payload);
+    this.#nextPong = payload;
+    this.#hold(PONG_WAITING, true);
+  }
+
+  #sendPong(payload: Uint8Array): void {
+    this.#pongWaits = true;
+    const sent = () => {
+      this.#pongWaits = false;
+      const next = this.#nextPong;
+      this.#nextPong = null;
+      if (next) this.#sendPong(next);
+      else this.#hold(PONG_WAITING, false);
+    };
+    if (!this.#control(OP_PONG, payload, sent)) {
+      this.#pongWaits = false;
+      this.#nextPong = null;
+      this.#hold(PONG_WAITING, false);
+    }
   }
 
   receivePong(): void {
@@ -165,7 +242,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   receiveClose(code: number, reason: string): void {
     this.#received = { code, reason };
     this.reader.end();
-    this.sock.resume(); // read on to the client's FIN
+    this.#hold(DROPPING, true); // read on to the client's FIN
     // Echo the code and reason, as upstream; then close the TCP connection.
     if (!this.writer.closing) this.close(code === 1005 ? undefined : code, reason);
     else if (!this.sock.writableEnded) this.sock.end();
@@ -173,7 +250,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
 
   protocolError(code: number, reason: string): void {
     this.reader.end();
-    this.sock.resume(); // drop what else comes
+    this.#hold(DROPPING, true); // drop what else comes
     this.close(code, reason);
     if (!this.sock.writableEnded) this.sock.end();
   }
@@ -193,6 +270,18 @@ class WsWriter extends SocketWriter<Uint8Array | string> {
     const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
     this.frame(this.text ? OP_TEXT : OP_BINARY, bytes);
     return this.afterWrite();
+  }
+
+  /**
+   * Writes a control frame of our own as one buffer; false if the socket
+   * can no longer be written. `sent` is called once it has left user space.
+   * `ready` waits for a drain past the mark, as after data.
+   */
+  control(opcode: number, payload: Uint8Array, sent?: () => void): boolean {
+    if (!this.sock.writable) return false;
+    this.send(controlFrame(opcode, payload), sent);
+    this.afterWrite();
+    return true;
   }
 
   /** Writes one frame (head and payload go out in one writev). */

@@ -15,6 +15,7 @@
  */
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { READY } from "./chunks.ts";
+import { TEXT_UNSUPPORTED } from "./frames.ts";
 import type { ChunkReader, ChunkWriter, CloseInfo, Conn, WsConn } from "./types.ts";
 
 /** Close codes used by the proxy (RFC 6455 §7.4.1). */
@@ -195,7 +196,7 @@ export async function bridge(
         if (typeof value !== "string") bytes = value;
         else if (base64) bytes = decodeBase64(value);
         else {
-          ws.close(CLOSE_UNSUPPORTED, "Unsupported: Text frames are not supported");
+          ws.close(CLOSE_UNSUPPORTED, TEXT_UNSUPPORTED);
           return undefined;
         }
         stats.clientBytes += bytes.byteLength;

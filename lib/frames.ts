@@ -5,8 +5,11 @@
  * A byte pump needs no message boundaries, so binary payload is streamed:
  * each piece is unmasked in place in the socket's own buffer and handed on
  * as a view of it, never copied or reassembled (a 64 KiB message spans two
- * 64 KiB socket reads, and joining them cost a copy of every byte). Only
- * text messages (the legacy base64 mode) and control frames are collected.
+ * 64 KiB socket reads, and joining them cost a copy of every byte), and a
+ * binary message may be of any length. Only text messages (the legacy
+ * base64 mode) and control frames are held whole, each in one buffer of its
+ * own, so that what a client makes the parser hold is about what it sent
+ * however finely it fragments, and never more than the text limit.
  *
  * @module
  */
@@ -35,6 +38,12 @@ export interface FrameHandler {
   protocolError(code: number, reason: string): void;
 }
 
+/** The close reason for a text frame where only binary is spoken. */
+export const TEXT_UNSUPPORTED = "Unsupported: Text frames are not supported";
+
+const EMPTY = new Uint8Array(0);
+/** The longest 64-bit length a number holds exactly: high word up to 2^21 - 1. */
+const MAX_HIGH_WORD = 0x1fffff;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 const scratch = new Uint8Array(4);
@@ -93,6 +102,24 @@ export function frameHead(opcode: number, length: number): Uint8Array {
 }
 
 /**
+ * A whole unmasked server control frame in one buffer: one write, not two,
+ * for frames the server sends of its own accord. `payload` is at most 125
+ * bytes.
+ *
+ * @example
+ * ```ts
+ * controlFrame(OP_PONG, new Uint8Array([7])); // Uint8Array [0x8a, 1, 7]
+ * ```
+ */
+export function controlFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(2 + payload.length);
+  frame[0] = 0x80 | opcode;
+  frame[1] = payload.length;
+  frame.set(payload, 2);
+  return frame;
+}
+
+/**
  * A close frame's payload: the code, then the reason as UTF-8 cut to fit a
  * control frame. No code gives an empty payload.
  *
@@ -117,6 +144,8 @@ function validCloseCode(code: number): boolean {
 
 /**
  * Parses client frames from socket chunks as they come, unmasking in place.
+ * `maxTextBytes` bounds a text message; 0 refuses text frames as they start
+ * (1003), before any of their payload is read.
  *
  * @example
  * ```ts
@@ -144,19 +173,26 @@ export class FrameParser {
   #fin = false;
   /** The data opcode of the message in progress, 0 when none. */
   #message = 0;
-  #messageBytes = 0;
-  /** Pieces of the text message in progress. */
-  #text: Uint8Array[] | null = null;
-  /** Pieces of the control frame in progress (it may come between fragments). */
-  #control: Uint8Array[] | null = null;
+  /** The text message in progress: bytes received so far, and the lengths its heads announced. */
+  #text: Uint8Array = EMPTY;
+  #textLength = 0;
+  #textAnnounced = 0;
+  /** The control frame in progress (it may come between fragments), sized by its head. */
+  #control: Uint8Array = EMPTY;
+  #controlLength = 0;
   #stopped = false;
 
   /** `xor` replaces the built-in {@link unmask}, e.g. with a native one. */
   constructor(
     readonly handler: FrameHandler,
-    readonly maxMessageBytes: number,
+    readonly maxTextBytes: number,
     readonly xor: Unmask = unmask,
   ) {}
+
+  /** Bytes the parser holds between pushes: buffers of its own, not views of chunks. */
+  get held(): number {
+    return (this.#partial?.length ?? 0) + this.#text.length + this.#control.length;
+  }
 
   /** Parses `chunk`, which it may change (unmasking) and keep views of. */
   push(chunk: Uint8Array): void {
@@ -178,8 +214,11 @@ export class FrameParser {
       this.#phase = (this.#phase + take) & 3;
       this.#remaining -= take;
       if (this.#opcode === OP_BINARY) this.handler.receiveData(piece);
-      else if (this.#opcode === OP_TEXT) (this.#text ??= []).push(piece);
-      else (this.#control ??= []).push(piece);
+      else if (this.#opcode === OP_TEXT) this.#addText(piece);
+      else {
+        this.#control.set(piece, this.#controlLength);
+        this.#controlLength += take;
+      }
       if (this.#remaining === 0) this.#endFrame();
     }
   }
@@ -217,18 +256,29 @@ export class FrameParser {
     const len7 = head[at + 1]! & 0x7f;
     let length = len7;
     if (len7 === 126) length = (head[at + 2]! << 8) | head[at + 3]!;
-    else if (len7 === 127) length = uint32(head, at + 2) * 2 ** 32 + uint32(head, at + 6);
+    else if (len7 === 127) {
+      const high = uint32(head, at + 2);
+      if (high > 0x7fffffff) {
+        return void this.#fail(1002, "Protocol error: Frame length has its top bit set");
+      }
+      if (high > MAX_HIGH_WORD) return void this.#fail(1009, "Message too big");
+      length = high * 2 ** 32 + uint32(head, at + 6);
+    }
     this.#mask = uint32(head, at + size - 4);
     this.#phase = 0;
     if (this.#opcode >= OP_CLOSE) {
       if (length > 125) return void this.#fail(1002, "Protocol error: Control frame too long");
+      this.#control = length > 0 ? new Uint8Array(length) : EMPTY;
+      this.#controlLength = 0;
     } else {
-      this.#messageBytes += length;
-      if (this.#messageBytes > this.maxMessageBytes) {
-        return void this.#fail(1009, "Message too big");
-      }
       // The message continues with this frame's data type.
       this.#opcode = this.#message;
+      if (this.#opcode === OP_TEXT) {
+        this.#textAnnounced += length;
+        if (this.#textAnnounced > this.maxTextBytes) {
+          return void this.#fail(1009, "Message too big");
+        }
+      }
     }
     this.#remaining = length;
     if (length === 0) this.#endFrame();
@@ -251,13 +301,34 @@ export class FrameParser {
       return this.#fail(1002, `Protocol error: Unknown opcode ${hex(opcode)}`);
     } else if (this.#message) {
       return this.#fail(1002, "Procotol error: Unexpected new frame");
+    } else if (opcode === OP_TEXT && this.maxTextBytes === 0) {
+      return this.#fail(1003, TEXT_UNSUPPORTED);
     } else {
       this.#message = opcode;
-      this.#messageBytes = 0;
+      this.#textLength = this.#textAnnounced = 0;
     }
     this.#opcode = opcode;
     this.#fin = fin;
     return true;
+  }
+
+  /** Appends to the text message, growing its buffer by doubling up to what was announced. */
+  #addText(piece: Uint8Array): void {
+    if (this.#fin && this.#textLength === 0 && piece.length === this.#textAnnounced) {
+      // The whole message in one piece, decoded before this push returns: no copy.
+      this.#text = piece;
+      this.#textLength = piece.length;
+      return;
+    }
+    const length = this.#textLength + piece.length;
+    if (length > this.#text.length) {
+      const size = Math.min(Math.max(length, 2 * this.#text.length, 256), this.#textAnnounced);
+      const grown = new Uint8Array(size);
+      grown.set(this.#text.subarray(0, this.#textLength));
+      this.#text = grown;
+    }
+    this.#text.set(piece, this.#textLength);
+    this.#textLength = length;
   }
 
   #endFrame(): void {
@@ -269,22 +340,23 @@ export class FrameParser {
       if (opcode === OP_TEXT) this.#endText();
       return;
     }
-    const payload = join(this.#control);
-    this.#control = null;
+    const payload = this.#control;
+    this.#control = EMPTY;
     if (opcode === OP_PING) this.handler.receivePing(payload);
     else if (opcode === OP_PONG) this.handler.receivePong();
     else this.#endClose(payload);
   }
 
   #endText(): void {
+    const bytes = this.#text.subarray(0, this.#textLength);
+    this.#text = EMPTY;
     let message: string;
     try {
-      message = utf8.decode(join(this.#text));
+      message = utf8.decode(bytes);
     } catch {
       this.#fail(1007, "Invalid UTF-8 in text frame");
       return;
     }
-    this.#text = null;
     this.handler.receiveText(message);
   }
 
@@ -308,24 +380,10 @@ export class FrameParser {
 
   #stop(report: () => void): void {
     this.#stopped = true;
-    this.#text = this.#control = null;
+    this.#text = this.#control = EMPTY;
+    this.#partial = null;
     report();
   }
-}
-
-/** Joins pieces into one array (no copy for one piece). */
-function join(pieces: Uint8Array[] | null): Uint8Array {
-  if (pieces === null) return new Uint8Array(0);
-  if (pieces.length === 1) return pieces[0]!;
-  let size = 0;
-  for (const piece of pieces) size += piece.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
 }
 
 /** Head bytes for a client frame whose second byte is `b1` (masked). */

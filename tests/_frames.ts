@@ -6,6 +6,7 @@
  * @module
  */
 import net from "node:net";
+import type { FrameHandler } from "../lib/frames.ts";
 
 /** A parsed server frame. */
 export interface Frame {
@@ -14,11 +15,14 @@ export interface Frame {
   readonly payload: Uint8Array;
 }
 
-/** Builds one frame; client frames are masked unless `mask` is false. */
+/**
+ * Builds one frame; client frames are masked unless `mask` is false, with
+ * `key` if given (four bytes), else a random one.
+ */
 export function encodeFrame(
   opcode: number,
   payload: Uint8Array,
-  { mask = true, fin = true }: { mask?: boolean; fin?: boolean } = {},
+  { mask = true, fin = true, key }: { mask?: boolean; fin?: boolean; key?: Uint8Array } = {},
 ): Uint8Array {
   const len = payload.byteLength;
   const extra = len < 126 ? 0 : len < 65536 ? 2 : 8;
@@ -30,9 +34,9 @@ export function encodeFrame(
   if (extra === 8) view.setBigUint64(2, BigInt(len));
   const body = new Uint8Array(payload);
   if (mask) {
-    const key = crypto.getRandomValues(new Uint8Array(4));
-    head.set(key, 2 + extra);
-    for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
+    const bytes = key ?? crypto.getRandomValues(new Uint8Array(4));
+    head.set(bytes, 2 + extra);
+    for (let i = 0; i < body.length; i++) body[i]! ^= bytes[i & 3]!;
   }
   return Buffer.concat([head, body]);
 }
@@ -173,4 +177,31 @@ export function parseClose(frame: Frame): { code: number; reason: string } {
     code: frame.payload.length >= 2 ? view.getUint16(0) : 1005,
     reason: new TextDecoder().decode(frame.payload.subarray(2)),
   };
+}
+
+/**
+ * Records what a `FrameParser` reports, as strings, with runs of binary
+ * pieces joined into one array of bytes.
+ */
+export function recorder(): {
+  handler: FrameHandler;
+  events: () => (string | number[])[];
+} {
+  const events: (string | number[])[] = [];
+  let binary: number[] = [];
+  const flush = () => {
+    if (binary.length) events.push(binary);
+    binary = [];
+  };
+  const handler: FrameHandler = {
+    receiveData: (bytes) => void binary.push(...bytes),
+    receiveText: (message) => (flush(), void events.push(`text:${message}`)),
+    receivePing: (
+      payload,
+    ) => (flush(), void events.push(`ping:${new TextDecoder().decode(payload)}`)),
+    receivePong: () => (flush(), void events.push("pong")),
+    receiveClose: (code, reason) => (flush(), void events.push(`close:${code}:${reason}`)),
+    protocolError: (code, reason) => (flush(), void events.push(`error:${code}:${reason}`)),
+  };
+  return { handler, events: () => (flush(), events) };
 }

@@ -6,32 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/unmask.ts";
-import { closePayload, type FrameHandler, frameHead, FrameParser, unmask } from "../lib/frames.ts";
-import { encodeFrame } from "./_frames.ts";
+import { closePayload, frameHead, FrameParser, unmask } from "../lib/frames.ts";
+import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const MAX = 1 << 20;
-
-/** Records what the parser reports; binary pieces are joined. */
-function recorder() {
-  const events: (string | number[])[] = [];
-  let binary: number[] = [];
-  const flush = () => {
-    if (binary.length) events.push(binary);
-    binary = [];
-  };
-  const handler: FrameHandler = {
-    receiveData: (bytes) => void binary.push(...bytes),
-    receiveText: (message) => (flush(), void events.push(`text:${message}`)),
-    receivePing: (
-      payload,
-    ) => (flush(), void events.push(`ping:${new TextDecoder().decode(payload)}`)),
-    receivePong: () => (flush(), void events.push("pong")),
-    receiveClose: (code, reason) => (flush(), void events.push(`close:${code}:${reason}`)),
-    protocolError: (code, reason) => (flush(), void events.push(`error:${code}:${reason}`)),
-  };
-  return { handler, events: () => (flush(), events) };
-}
 
 /** Parses `wire` pushed in chunks of `size` bytes (copies: the parser unmasks in place). */
 function parse(wire: Uint8Array, size = wire.length, max = MAX) {
@@ -41,6 +20,9 @@ function parse(wire: Uint8Array, size = wire.length, max = MAX) {
   return events();
 }
 
+/** A masked binary frame head with a 64-bit length whose first two bytes are `b0`, `b1`. */
+const head64 = (b0: number, b1: number) =>
+  new Uint8Array([0x82, 0xff, b0, b1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const pattern = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
 
@@ -105,6 +87,51 @@ describe("FrameParser", () => {
     assert.deepEqual(new Uint8Array(pieces[0]!), pattern(1000));
   });
 
+  test("FrameParser streams binary messages of any length, past the text limit", () => {
+    const max = 100;
+    const wire = concat(
+      encodeFrame(0x2, pattern(60), { fin: false }),
+      encodeFrame(0x0, pattern(60), { fin: false }),
+      encodeFrame(0x0, pattern(60)),
+      encodeFrame(0x2, pattern(300)),
+    );
+    const data = [...pattern(60), ...pattern(60), ...pattern(60), ...pattern(300)];
+    assert.deepEqual(parse(wire, 7, max), [data]);
+    // The longest length RFC 6455 allows that a number holds exactly: its head, then data.
+    const { handler, events } = recorder();
+    const parser = new FrameParser(handler, max);
+    const head = head64(0x00, 0x1f);
+    head.fill(0xff, 4, 10);
+    parser.push(head);
+    parser.push(new Uint8Array(1000));
+    assert.equal(events().flat().length, 1000);
+    assert.ok(parser.held <= 14, `held ${parser.held}`);
+  });
+
+  test("FrameParser refuses a text frame at its head when text is refused", () => {
+    const { handler, events } = recorder();
+    const parser = new FrameParser(handler, 0);
+    parser.push(encodeFrame(0x1, enc("abc"), { fin: false }).subarray(0, 2));
+    assert.deepEqual(events(), ["error:1003:Unsupported: Text frames are not supported"]);
+  });
+
+  test("FrameParser holds a text message of tiny fragments at about its size, to its limit", () => {
+    const max = 64 * 1024;
+    const { handler, events } = recorder();
+    const parser = new FrameParser(handler, max);
+    parser.push(encodeFrame(0x1, enc("a"), { fin: false }));
+    const fragment = encodeFrame(0x0, enc("b"), { fin: false });
+    let sent = 1;
+    for (; sent <= max && events().length === 0; sent++) {
+      parser.push(fragment.slice());
+      // Doubling growth: at most twice what came, plus a small start.
+      assert.ok(parser.held <= 2 * (sent + 1) + 256 + 14, `held ${parser.held} after ${sent}`);
+    }
+    assert.equal(sent, max + 1);
+    assert.deepEqual(events(), ["error:1009:Message too big"]);
+    assert.equal(parser.held, 0);
+  });
+
   test("FrameParser reports an empty close as 1005", () => {
     assert.deepEqual(parse(encodeFrame(0x8, new Uint8Array(0))), ["close:1005:"]);
   });
@@ -130,20 +157,28 @@ describe("FrameParser", () => {
     ["a control frame over 125 bytes", encodeFrame(0x9, new Uint8Array(126)), 1002],
     ["an unknown opcode", encodeFrame(0x3, enc("x")), 1002],
     [
-      "a frame over the limit (head only)",
-      encodeFrame(0x2, new Uint8Array(200)).subarray(0, 8),
+      "a text frame over the limit (head only)",
+      encodeFrame(0x1, new Uint8Array(200)).subarray(0, 8),
       1009,
       100,
     ],
     [
-      "a fragmented message over the limit",
+      "a fragmented text message over the limit",
       concat(
-        encodeFrame(0x2, new Uint8Array(60), { fin: false }),
+        encodeFrame(0x1, new Uint8Array(60), { fin: false }),
         encodeFrame(0x0, new Uint8Array(60)),
       ),
       1009,
       100,
     ],
+    [
+      "a text frame where text is refused (head only)",
+      encodeFrame(0x1, enc("x"), { fin: false }).subarray(0, 2),
+      1003,
+      0,
+    ],
+    ["a 64-bit length with its top bit set", head64(0x80, 0), 1002],
+    ["a 64-bit length past 2^53 - 1", head64(0x00, 0x20), 1009],
     ["a text message that is not UTF-8", encodeFrame(0x1, new Uint8Array([0xc3, 0x28])), 1007],
     ["a close code that may not be sent", encodeFrame(0x8, closePayload(1006)), 1002],
     ["a one-byte close payload", encodeFrame(0x8, new Uint8Array([3])), 1002],

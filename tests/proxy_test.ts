@@ -57,10 +57,44 @@ describe("proxy to a TCP echo server", () => {
     });
   });
 
-  test("websockify() closes 1009 on a message over the size limit", async () => {
-    const raw = await rawConnect(setup.port);
+  test("websockify() closes 1003 as soon as a text frame starts in binary mode", async () => {
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "binary" });
+    // A first fragment only: the close must not wait for the message to end.
+    raw.send(encodeFrame(0x1, new TextEncoder().encode("hello"), { fin: false }));
+    const frame = await within(5000, raw.next(), "close");
+    assert.equal(frame?.opcode, 0x8);
+    assert.deepEqual(parseClose(frame!), {
+      code: 1003,
+      reason: "Unsupported: Text frames are not supported",
+    });
+    raw.sock.destroy();
+  });
+
+  // Binary payload is streamed, so only the target's pace limits a message.
+  for (const frames of [1, 3]) {
+    const size = frames === 1 ? 16 * 1024 * 1024 : 6 * 1024 * 1024;
+    // A timeout past bun's 5 s default, for a loaded machine.
+    const name = `websockify() passes a binary message of ${size} bytes in ${frames} frame(s)`;
+    test(name, { timeout: 60000 }, async () => {
+      const ws = await openClient(setup.port, ["binary"]);
+      const data = pattern(size, 11);
+      const got = receive(ws, data.byteLength);
+      const part = size / frames;
+      for (let i = 0; i < frames; i++) {
+        ws.send(data.subarray(i * part, (i + 1) * part), { fin: i === frames - 1 });
+      }
+      const echoed = await within(30000, got, "echo");
+      // Not deepEqual: its diff of two large arrays takes minutes.
+      assert.ok(Buffer.from(echoed).equals(data), "echo differs");
+      ws.close();
+      await closed(ws);
+    });
+  }
+
+  test("websockify() closes 1009 on a text message over the size limit", async () => {
+    const raw = await rawConnect(setup.port, { "Sec-WebSocket-Protocol": "base64" });
     // Only the header: the length alone is enough to refuse it.
-    const header = encodeFrame(0x2, new Uint8Array(5 * 1024 * 1024)).subarray(0, 14);
+    const header = encodeFrame(0x1, new Uint8Array(5 * 1024 * 1024)).subarray(0, 14);
     raw.send(header);
     const frame = await within(5000, raw.next(), "close");
     assert.equal(frame?.opcode, 0x8);
