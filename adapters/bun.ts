@@ -7,7 +7,7 @@
  * @module
  */
 import type { Conn, Target } from "../lib/types.ts";
-import { HIGH_WATER_MARK } from "./limits.ts";
+import { HIGH_WATER_MARK } from "../lib/limits.ts";
 import type { ConnectOptions } from "./node_conn.ts";
 
 // --- the slice of the Bun API in use (no Bun types needed for tsc) ---

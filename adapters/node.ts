@@ -24,7 +24,7 @@ import { formatAddr } from "../lib/target.ts";
 import { parseUpgradeHead } from "../lib/upgrade_head.ts";
 import { requestUrl } from "../lib/host.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../lib/types.ts";
-import { FIRST_BYTE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
+import { FIRST_BYTE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from "../lib/limits.ts";
 import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
 

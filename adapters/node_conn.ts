@@ -10,7 +10,7 @@ import process from "node:process";
 import tls from "node:tls";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../lib/chunks.ts";
 import type { ChunkWriter, Conn, Target } from "../lib/types.ts";
-import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "./limits.ts";
+import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../lib/limits.ts";
 
 /** Wraps a connected socket. Bytes are not copied on the way through. */
 export function socketConn(sock: net.Socket): Conn {

@@ -26,7 +26,7 @@ import {
   OP_TEXT,
 } from "../lib/frames.ts";
 import type { CloseInfo, WsConn } from "../lib/types.ts";
-import { CLOSE_TIMEOUT_MS, HIGH_WATER_MARK, MAX_MESSAGE_BYTES } from "./limits.ts";
+import { CLOSE_TIMEOUT_MS, HIGH_WATER_MARK, MAX_MESSAGE_BYTES } from "../lib/limits.ts";
 import { SocketWriter } from "./node_conn.ts";
 import { fastUnmask } from "./unmask.ts";
 

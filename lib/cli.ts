@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { HANDSHAKE_TIMEOUT_MS } from "../adapters/limits.ts";
+import { HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
 import { parseListen, parseTarget, UsageError } from "./target.ts";
 import type { NetAddr, Target } from "./types.ts";
 

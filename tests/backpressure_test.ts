@@ -13,7 +13,7 @@ import fs from "node:fs";
 import type net from "node:net";
 import { describe, test } from "node:test";
 import { closePayload, encodeFrame, parseClose, rawConnect } from "./_frames.ts";
-import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../adapters/limits.ts";
+import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../lib/limits.ts";
 import { RUNTIME, sleep, spawnCli, startTcpServer, waitFor, within } from "./_harness.ts";
 
 /** Per test: Bun's default is 5 s. */

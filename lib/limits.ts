@@ -1,6 +1,8 @@
 /**
- * Buffer limits shared by the adapters: how many bytes may wait in each
- * direction of one session before the sending side is paused.
+ * The size and time limits of one connection, named once: what may wait in
+ * each direction before the sending side is paused, what is held whole, and
+ * how long each phase may take. Constants only, so `lib/` (help texts) and
+ * the adapters share them.
  *
  * @module
  */
