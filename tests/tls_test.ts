@@ -8,11 +8,11 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
-import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import WebSocket from "ws";
 import { createLogger, type Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
+import { after, before, capability, describe, type SkipIf, test } from "./_skip.ts";
 import {
   closed,
   receive,
@@ -234,38 +234,46 @@ describe("--ssl-ciphers", () => {
   const outside = "ECDHE-ECDSA-AES256-GCM-SHA384";
   const tlsOptions = () => ({ cert: certs.combined, ciphers: inList });
 
-  if (RUNTIME === "deno") {
-    // Deno's TLS cannot restrict ciphers: the option is refused, not ignored.
-    test("is refused at start-up on Deno", async () => {
-      await assert.rejects(
-        startProxy(`127.0.0.1:${echo.port}`, { tls: tlsOptions() }),
-        /cipher list \(--ssl-ciphers\) is not supported on Deno/,
-      );
-    });
-    return;
-  }
+  // Deno's TLS cannot restrict ciphers: the option is refused there, not ignored.
+  const onDeno: { skip: SkipIf } = {
+    skip: RUNTIME === "deno" ? false : capability("Deno only: refuses the option"),
+  };
+  const notDeno: { skip: SkipIf } = {
+    skip: RUNTIME === "deno" ? capability("Deno refuses the option") : false,
+  };
 
-  test("a TLS 1.2 client with a cipher outside the list is refused, one inside connects", async () => {
-    const lines: string[] = [];
-    const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
-      tls: tlsOptions(),
-      logger: createLogger({ write: (l) => lines.push(l) }),
-    });
-    try {
-      const url = `wss://localhost:${proxy.addr.port}/`;
-      await assert.rejects(connect(url, { maxVersion: "TLSv1.2", ciphers: outside }));
-      await waitFor(() => lines.some((l) => l.includes("TLS error:")));
-      assert.match(
-        lines.find((l) => l.includes("TLS error:"))!,
-        / #1 127\.0\.0\.1:\d+: TLS error: no shared cipher$/,
-      );
-      await echoOnce(await connect(url, { maxVersion: "TLSv1.2", ciphers: inList }));
-    } finally {
-      await proxy.close();
-    }
+  test("is refused at start-up on Deno", onDeno, async () => {
+    await assert.rejects(
+      startProxy(`127.0.0.1:${echo.port}`, { tls: tlsOptions() }),
+      /cipher list \(--ssl-ciphers\) is not supported on Deno/,
+    );
   });
 
-  test("TLS 1.3 suites are not restricted by the list, as upstream's", async () => {
+  test(
+    "a TLS 1.2 client with a cipher outside the list is refused, one inside connects",
+    notDeno,
+    async () => {
+      const lines: string[] = [];
+      const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
+        tls: tlsOptions(),
+        logger: createLogger({ write: (l) => lines.push(l) }),
+      });
+      try {
+        const url = `wss://localhost:${proxy.addr.port}/`;
+        await assert.rejects(connect(url, { maxVersion: "TLSv1.2", ciphers: outside }));
+        await waitFor(() => lines.some((l) => l.includes("TLS error:")));
+        assert.match(
+          lines.find((l) => l.includes("TLS error:"))!,
+          / #1 127\.0\.0\.1:\d+: TLS error: no shared cipher$/,
+        );
+        await echoOnce(await connect(url, { maxVersion: "TLSv1.2", ciphers: inList }));
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
+
+  test("TLS 1.3 suites are not restricted by the list, as upstream's", notDeno, async () => {
     const proxy = await startProxy(`127.0.0.1:${echo.port}`, {
       tls: tlsOptions(),
     });
