@@ -9,12 +9,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
-import { resolveHost } from "./adapters/node.ts";
-import { daemonize, daemonReady, isDaemonChild, writePidFile } from "./adapters/daemon.ts";
-import { type LogFile, openLogFile } from "./adapters/log_file.ts";
-import { keepFreedHeap } from "./adapters/malloc.ts";
-import { createSyslogSink } from "./adapters/syslog.ts";
-import type { TlsOptions } from "./adapters/tls.ts";
+import { resolveHost } from "./adapters/server/listen.ts";
+import { daemonize, daemonReady, isDaemonChild, writePidFile } from "./adapters/process/daemon.ts";
+import { type LogFile, openLogFile } from "./adapters/output/log_file.ts";
+import { keepFreedHeap } from "./adapters/process/malloc.ts";
+import { createSyslogSink } from "./adapters/output/syslog.ts";
+import type { TlsOptions } from "./adapters/server/tls.ts";
 import {
   exitWithParent,
   isClusterPrimary,
@@ -25,8 +25,8 @@ import {
   workerMode,
   workerNumber,
   type Workers,
-} from "./adapters/workers.ts";
-import { prepareWrap, type Wrap } from "./adapters/wrap.ts";
+} from "./adapters/process/workers.ts";
+import { prepareWrap, type Wrap } from "./adapters/process/wrap.ts";
 import {
   type CliOptions,
   type CliRun,
@@ -35,7 +35,7 @@ import {
   KEY_PASSWORD_ENV,
   parseCliArgs,
   USAGE,
-} from "./lib/cli.ts";
+} from "./lib/cli/args.ts";
 import { describeError } from "./lib/errors.ts";
 import { createLogger, type Logger, prefixLogger } from "./lib/log.ts";
 import {
@@ -44,8 +44,8 @@ import {
   parseSyslogAddress,
   type SyslogAddress,
   teeLogger,
-} from "./lib/syslog.ts";
-import type { TokenPlugin } from "./lib/plugins.ts";
+} from "./lib/output/syslog.ts";
+import type { TokenPlugin } from "./lib/plugins/plugins.ts";
 import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
 import {
   ConfigError,

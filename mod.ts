@@ -2,9 +2,9 @@
  * websockify: a WebSocket-to-TCP bridge for Deno, Bun and Node.
  *
  * Data flow: a `node:net` listener hands each connection to a `node:http`
- * server; plain requests and upgrade requests go to a Hono app (`lib/app.ts`),
+ * server; plain requests and upgrade requests go to a Hono app (`lib/http/app.ts`),
  * which checks the handshake, picks the subprotocol and the target; `ws`
- * completes the upgrade; then `bridge()` (`lib/bridge.ts`) connects to the
+ * completes the upgrade; then `bridge()` (`lib/bridge/bridge.ts`) connects to the
  * target and pumps bytes both ways over Web Streams with backpressure, until
  * either side closes.
  *
@@ -22,32 +22,32 @@
  *
  * @module
  */
-import { defaultConnect } from "./adapters/connect.ts";
-import { type ListenAt, listenNode } from "./adapters/node.ts";
-import { fileRecorder } from "./adapters/record_file.ts";
-import type { TlsOptions } from "./adapters/tls.ts";
-import { absolutePaths, nodeFs, resolveWebRoot } from "./adapters/node_fs.ts";
-import { type Authenticate, createApp, type ResolveTarget } from "./lib/app.ts";
-import { createAuthenticate } from "./lib/auth.ts";
-import type { AuthPlugin, TokenPlugin } from "./lib/plugins.ts";
-import { createTokenResolver } from "./lib/token.ts";
+import { defaultConnect } from "./adapters/connect/connect.ts";
+import { type ListenAt, listenNode } from "./adapters/server/listen.ts";
+import { fileRecorder } from "./adapters/output/record_file.ts";
+import type { TlsOptions } from "./adapters/server/tls.ts";
+import { absolutePaths, nodeFs, resolveWebRoot } from "./adapters/server/web_fs.ts";
+import { type Authenticate, createApp, type ResolveTarget } from "./lib/http/app.ts";
+import { createAuthenticate } from "./lib/plugins/auth.ts";
+import type { AuthPlugin, TokenPlugin } from "./lib/plugins/plugins.ts";
+import { createTokenResolver } from "./lib/plugins/token.ts";
 import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
-import { type Lifecycle, watchLifecycle } from "./lib/lifecycle.ts";
-import { createSessions } from "./lib/proxy.ts";
+import { type Lifecycle, watchLifecycle } from "./lib/process/lifecycle.ts";
+import { createSessions } from "./lib/bridge/sessions.ts";
 import { parseTarget } from "./lib/target.ts";
 import type { Conn, NetAddr, Target } from "./lib/types.ts";
 
-export type { Authenticate, ResolveTarget } from "./lib/app.ts";
+export type { Authenticate, ResolveTarget } from "./lib/http/app.ts";
 export {
   type AbortLike,
   bridge,
   type BridgeOptions,
   type BridgeStats,
   StopSignal,
-} from "./lib/bridge.ts";
+} from "./lib/bridge/bridge.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
 export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
-export { TlsConfigError, type TlsOptions } from "./adapters/tls.ts";
+export { TlsConfigError, type TlsOptions } from "./adapters/server/tls.ts";
 export { ConfigError } from "./lib/errors.ts";
 export {
   AuthenticationError,
@@ -58,9 +58,9 @@ export {
   type PluginContext,
   type TokenPlugin,
   type TokenPluginFactory,
-} from "./lib/plugins.ts";
-export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/plugins.ts";
-export { AUTH_PLUGINS } from "./lib/auth.ts";
+} from "./lib/plugins/plugins.ts";
+export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/stores/plugins.ts";
+export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type {
   ChunkReader,
   ChunkWriter,

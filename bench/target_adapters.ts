@@ -16,9 +16,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { connectBun } from "../adapters/bun.ts";
-import { connectDeno } from "../adapters/deno.ts";
-import { connectNode } from "../adapters/node_conn.ts";
+import { connectBun } from "../adapters/connect/bun.ts";
+import { connectDeno } from "../adapters/connect/deno.ts";
+import { connectNode } from "../adapters/connect/node.ts";
 import type { Conn, Target } from "../lib/types.ts";
 import { websockify } from "../mod.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 import net from "node:net";
-import type { FrameHandler } from "../lib/frames.ts";
+import type { FrameHandler } from "../lib/protocol/frames.ts";
 
 /** A parsed server frame. */
 export interface Frame {

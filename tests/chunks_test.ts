@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ChunkQueue, readableFrom } from "../lib/chunks.ts";
+import { ChunkQueue, readableFrom } from "../lib/bridge/chunks.ts";
 
 /** A queue over a fake socket that records what the queue asked of it. */
 function queue(highWaterMark = 10) {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import process from "node:process";
 import { describe, test } from "node:test";
-import { type CliOptions, HELP, OPTIONS, parseCliArgs, USAGE } from "../lib/cli.ts";
+import { type CliOptions, HELP, OPTIONS, parseCliArgs, USAGE } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/target.ts";
 import {
   assertStartError,

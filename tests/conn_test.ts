@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectBun } from "../adapters/bun.ts";
-import { connectDeno } from "../adapters/deno.ts";
-import { connectNode } from "../adapters/node_conn.ts";
+import { connectBun } from "../adapters/connect/bun.ts";
+import { connectDeno } from "../adapters/connect/deno.ts";
+import { connectNode } from "../adapters/connect/node.ts";
 import type { Conn, Target } from "../lib/types.ts";
 import {
   pattern,

@@ -1,5 +1,5 @@
 /**
- * Properties of the client frame parser (`lib/frames.ts`) over generated
+ * Properties of the client frame parser (`lib/protocol/frames.ts`) over generated
  * input: any bytes in any split never throw and never make it hold more
  * than its limits; a valid frame stream reports the same events whole, a
  * byte at a time, or cut anywhere.
@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { FrameParser } from "../lib/frames.ts";
+import { FrameParser } from "../lib/protocol/frames.ts";
 import { closePayload, encodeFrame, recorder } from "./_frames.ts";
 
 /** Enough runs to find a broken rule, few enough for a few seconds per runtime. */

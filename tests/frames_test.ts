@@ -1,12 +1,12 @@
 /**
- * The client frame parser and server frame heads (`lib/frames.ts`): the same
+ * The client frame parser and server frame heads (`lib/protocol/frames.ts`): the same
  * events whatever the chunking, unmasking at every alignment and phase, and
  * the close code for each protocol violation.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { fastUnmask } from "../adapters/unmask.ts";
-import { closePayload, frameHead, FrameParser, unmask } from "../lib/frames.ts";
+import { fastUnmask } from "../adapters/server/unmask.ts";
+import { closePayload, frameHead, FrameParser, unmask } from "../lib/protocol/frames.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

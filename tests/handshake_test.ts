@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { checkHandshake, selectSubprotocol } from "../lib/handshake.ts";
+import { checkHandshake, selectSubprotocol } from "../lib/protocol/handshake.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
 import { httpGet, rawHttp, useEchoProxy, within } from "./_harness.ts";
 

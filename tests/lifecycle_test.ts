@@ -12,7 +12,7 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 import { createLogger } from "../lib/log.ts";
-import { escapeRecordBytes, recordFrame } from "../lib/record.ts";
+import { escapeRecordBytes, recordFrame } from "../lib/output/record.ts";
 import {
   assertStartError,
   cliCommand,

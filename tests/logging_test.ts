@@ -12,9 +12,9 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { openLogFile } from "../adapters/log_file.ts";
-import { createSyslogSink } from "../adapters/syslog.ts";
-import { loggerCommand, loggerLine } from "../adapters/syslog_unix.ts";
+import { openLogFile } from "../adapters/output/log_file.ts";
+import { createSyslogSink } from "../adapters/output/syslog.ts";
+import { loggerCommand, loggerLine } from "../adapters/output/syslog_unix.ts";
 import { createLogger, type Level } from "../lib/log.ts";
 import {
   FACILITY_DAEMON,
@@ -23,7 +23,7 @@ import {
   parseSyslogAddress,
   type SyslogFormat,
   teeLogger,
-} from "../lib/syslog.ts";
+} from "../lib/output/syslog.ts";
 import { UsageError } from "../lib/target.ts";
 import {
   type CliProcess,

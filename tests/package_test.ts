@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
-import { USAGE } from "../lib/cli.ts";
+import { USAGE } from "../lib/cli/args.ts";
 import { httpGet, ROOT, RUNTIME, within } from "./_harness.ts";
 import { after, capability, describe, test } from "./_skip.ts";
 

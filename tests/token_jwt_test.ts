@@ -21,10 +21,10 @@ import {
   type JWTPayload,
   SignJWT,
 } from "jose";
-import { jwtTokenApi } from "../adapters/token_jwt.ts";
+import { jwtTokenApi } from "../adapters/stores/token_jwt.ts";
 import { createLogger } from "../lib/log.ts";
-import { isAuthenticationError } from "../lib/plugins.ts";
-import { decodeSymmetricKey } from "../lib/token_jwt.ts";
+import { isAuthenticationError } from "../lib/plugins/plugins.ts";
+import { decodeSymmetricKey } from "../lib/plugins/token_jwt.ts";
 import type { Target } from "../lib/types.ts";
 import { loadTokenPlugin, type Websockify, websockify } from "../mod.ts";
 import { rawConnect } from "./_frames.ts";

@@ -5,8 +5,8 @@
  * going away (fast 503s, sessions go on) and coming back (no restart).
  */
 import assert from "node:assert/strict";
-import { LOOKUP_TIMEOUT_MS } from "../adapters/token_redis.ts";
-import { parseRedisSource, parseRedisValue, splitRedisSource } from "../lib/token_redis.ts";
+import { LOOKUP_TIMEOUT_MS } from "../adapters/stores/token_redis.ts";
+import { parseRedisSource, parseRedisValue, splitRedisSource } from "../lib/plugins/token_redis.ts";
 import {
   ConfigError,
   createLogger,

@@ -9,7 +9,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { parseUpgradeHead, type UpgradeHead } from "../lib/upgrade_head.ts";
+import { parseUpgradeHead, type UpgradeHead } from "../lib/protocol/upgrade_head.ts";
 import { within } from "./_harness.ts";
 
 const encoder = new TextEncoder();

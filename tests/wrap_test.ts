@@ -12,7 +12,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { rebindLibrary } from "../adapters/rebind.ts";
+import { rebindLibrary } from "../adapters/process/rebind.ts";
 import {
   LD_PRELOAD_ENV,
   NO_COMPILER_TEXT,
@@ -21,7 +21,7 @@ import {
   respawnDelay,
   WRAP_LOG,
   wrapEnv,
-} from "../lib/wrap.ts";
+} from "../lib/process/wrap.ts";
 import {
   type CliProcess,
   closed,
@@ -168,7 +168,7 @@ function childrenOf(pid: number): { pid: number; state: string }[] {
   return out;
 }
 
-describe("lib/wrap.ts", () => {
+describe("lib/process/wrap.ts", () => {
   test("wrapEnv() keeps the environment and prepends rebind.so to LD_PRELOAD", () => {
     assert.deepEqual(wrapEnv({ PATH: "/bin", UNSET: undefined }, "/c/r.so", 6080, 40000), {
       PATH: "/bin",
@@ -197,7 +197,7 @@ describe("lib/wrap.ts", () => {
     assert.ok(Math.abs(starts.at(-1)! - starts.at(-2)! - 5000) < 10, String(starts.slice(-3)));
   });
 
-  test("rebind.c reads the environment names lib/wrap.ts sets", () => {
+  test("rebind.c reads the environment names lib/process/wrap.ts sets", () => {
     const source = fs.readFileSync(path.join(ROOT, "rebind", "rebind.c"), "utf8");
     assert.ok(source.includes(`"${REBIND_OLD_PORT_ENV}"`));
     assert.ok(source.includes(`"${REBIND_NEW_PORT_ENV}"`));

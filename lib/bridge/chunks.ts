@@ -1,0 +1,176 @@
+/**
+ * Light readers and writers for adapters whose sockets push data (`node:net`,
+ * `ws`). A pair of Web Streams with their reader and writer costs about
+ * 16 KiB per session on Node 20 and 10 KiB on Deno, half of what a whole idle
+ * session costs; these cost a few hundred bytes and one promise per chunk.
+ * Adapters still offer `readable` and `writable`, made on first use.
+ *
+ * @module
+ */
+import type { ChunkReader, ChunkWriter } from "../types.ts";
+
+/** What a {@link ChunkQueue} asks of its socket. */
+export interface QueueSource {
+  /** Stop reading: the queue is full. */
+  pause(): void;
+  /** Read again: the queue has drained below its mark. */
+  resume(): void;
+  /** The reader is gone: drop what comes (the socket keeps reading). */
+  cancel(): void;
+}
+
+const DONE: ReadableStreamReadResult<never> = { done: true, value: undefined };
+
+/** A promise that is already resolved, for writers with room. */
+export const READY: Promise<void> = Promise.resolve();
+
+/**
+ * Chunks pushed by a socket, read one at a time. Pauses the socket while
+ * `highWaterMark` bytes (or characters) are queued.
+ *
+ * @example
+ * ```ts
+ * const queue = new ChunkQueue<Uint8Array>(
+ *   { pause: () => sock.pause(), resume: () => sock.resume(), cancel: () => {} },
+ *   256 * 1024,
+ * );
+ * sock.on("data", (chunk) => queue.push(chunk));
+ * sock.on("end", () => queue.end());
+ * const { value } = await queue.read();
+ * ```
+ */
+export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T> {
+  #chunks: T[] = [];
+  #head = 0;
+  #size = 0;
+  #paused = false;
+  #ended = false;
+  #error: unknown = undefined;
+  #waiter: ((result: ReadableStreamReadResult<T> | Error) => void) | null = null;
+
+  constructor(readonly source: QueueSource, readonly highWaterMark: number) {}
+
+  /** True once the reader has cancelled or the stream has ended or failed. */
+  get closed(): boolean {
+    return this.#ended;
+  }
+
+  /** Adds a chunk from the socket. Ignored after end, error or cancel. */
+  push(chunk: T): void {
+    if (this.#ended) return;
+    const waiter = this.#waiter;
+    if (waiter) {
+      this.#waiter = null;
+      return waiter({ done: false, value: chunk });
+    }
+    this.#chunks.push(chunk);
+    this.#size += sizeOf(chunk);
+    if (this.#size >= this.highWaterMark && !this.#paused) {
+      this.#paused = true;
+      this.source.pause();
+    }
+  }
+
+  /** The socket has ended: reads return what is queued, then done. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#waiter?.(DONE);
+    this.#waiter = null;
+  }
+
+  /** The socket failed: the next read rejects with `error`. */
+  error(error: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#chunks.length = this.#head = 0;
+    this.#waiter?.(error);
+    this.#waiter = null;
+  }
+
+  read(): Promise<ReadableStreamReadResult<T>> {
+    if (this.#head < this.#chunks.length) {
+      const value = this.#chunks[this.#head]!;
+      this.#chunks[this.#head++] = undefined as unknown as T;
+      if (this.#head === this.#chunks.length) this.#chunks.length = this.#head = 0;
+      this.#size -= sizeOf(value);
+      if (this.#paused && this.#size < this.highWaterMark && !this.#ended) {
+        this.#paused = false;
+        this.source.resume();
+      }
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve(DONE);
+    return new Promise((resolve, reject) => {
+      this.#waiter = (result) => result instanceof Error ? reject(result) : resolve(result);
+    });
+  }
+
+  cancel(): Promise<void> {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.source.cancel();
+    }
+    this.#chunks.length = this.#head = this.#size = 0;
+    this.#waiter?.(DONE);
+    this.#waiter = null;
+    return READY;
+  }
+}
+
+function sizeOf(chunk: Uint8Array | string): number {
+  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
+}
+
+/** A `ReadableStream` over a reader, for code that wants the stream. */
+export function readableFrom<T>(reader: ChunkReader<T>): ReadableStream<T> {
+  return new ReadableStream<T>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: () => reader.cancel(),
+  }, { highWaterMark: 0 });
+}
+
+/** A `WritableStream` over a writer, for code that wants the stream. */
+export function writableFrom<T>(writer: ChunkWriter<T>): WritableStream<T> {
+  return new WritableStream<T>({
+    async write(chunk) {
+      await writer.ready;
+      await writer.write(chunk);
+    },
+    close: () => writer.close(),
+    abort: (reason) => writer.abort(reason),
+  });
+}
+
+/**
+ * Gives an adapter's connection `readable` and `writable`, made from its
+ * `reader` and `writer` on first use.
+ *
+ * @example
+ * ```ts
+ * class MyConn extends StreamViews<Uint8Array, Uint8Array> {
+ *   readonly reader = new ChunkQueue<Uint8Array>(source, 256 * 1024);
+ *   readonly writer = mySocketWriter;
+ * }
+ * ```
+ */
+export abstract class StreamViews<R, W> {
+  abstract readonly reader: ChunkReader<R>;
+  abstract readonly writer: ChunkWriter<W>;
+  #readable?: ReadableStream<R>;
+  #writable?: WritableStream<W>;
+
+  get readable(): ReadableStream<R> {
+    return this.#readable ??= readableFrom(this.reader);
+  }
+
+  get writable(): WritableStream<W> {
+    return this.#writable ??= writableFrom(this.writer);
+  }
+}

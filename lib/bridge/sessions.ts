@@ -1,0 +1,141 @@
+/**
+ * Sessions: runs one {@link bridge} per accepted WebSocket, logs its open
+ * and close lines, and closes them all on shutdown.
+ *
+ * @module
+ */
+import { bridge, type BridgeStats, StopSignal } from "./bridge.ts";
+import { errorText } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { formatAddr, formatTarget } from "../target.ts";
+import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
+
+/** Records one session (`--record`). */
+export interface Recorder {
+  /** Where the recording goes, for the log. */
+  readonly path: string;
+  frame(fromClient: boolean, bytes: Uint8Array): void;
+  /** Writes the end marker. */
+  close(): Promise<void>;
+}
+
+/** Options for {@link createSessions}. */
+export interface SessionOptions {
+  connect: (target: Target) => Promise<Conn>;
+  log: Logger;
+  /** Ping interval in milliseconds (`--heartbeat`). */
+  heartbeatMs?: number;
+  /** Called when a session has ended. */
+  onSessionEnd?: () => void;
+  /** Starts a recording for the connection with this id. */
+  record?: (id: number) => Recorder;
+}
+
+/** The live sessions of one server. */
+export interface Sessions {
+  /** Starts a session for an accepted WebSocket. */
+  open(ws: WsConn, target: Target, info: ConnInfo): void;
+  /** The number of sessions still running. */
+  readonly size: number;
+  /** Closes every session with 1001 and waits for them to end. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Creates the session table for a server.
+ *
+ * @example
+ * ```ts
+ * const sessions = createSessions({ connect: connectNode, log });
+ * ```
+ */
+export function createSessions(options: SessionOptions): Sessions {
+  const { log } = options;
+  const running = new Map<WsConn, Promise<void>>();
+  const stop = new StopSignal();
+
+  // While a session runs, it keeps one pending `.then` on its bridge: no
+  // suspended async function, no .catch/.finally chain and no log strings.
+  // Each of those stays in memory for the session's whole life, and a proxy
+  // may hold 10,000 sessions.
+  const run = (ws: WsConn, target: Target, info: ConnInfo): Promise<void> => {
+    const started = performance.now();
+    let recorder: Recorder | undefined;
+    const end = async (stats?: BridgeStats, error?: unknown) => {
+      try {
+        await recorder?.close();
+        if (stats) logClose(info, target, stats, started);
+        else log.error(`#${info.id}: ${errorText(error)}`);
+      } catch (error) {
+        log.error(`#${info.id}: ${errorText(error)}`);
+      } finally {
+        running.delete(ws);
+        options.onSessionEnd?.();
+      }
+    };
+    try {
+      const scheme = info.tls ? "wss://" : "ws://";
+      const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
+      log.info(`${nameOf(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
+      recorder = options.record?.(info.id);
+      if (recorder) log.info(`${nameOf(info, target)}: opening record file: ${recorder.path}`);
+      return bridge(ws, connectTo(options.connect, target), {
+        signal: stop,
+        heartbeatMs: options.heartbeatMs,
+        tap: tapFor(log.traffic, recorder),
+      }).then((stats) => end(stats), (error) => end(undefined, error));
+    } catch (error) {
+      return end(undefined, error);
+    }
+  };
+
+  /** The close line, and the failure that ended the session, if any. */
+  const logClose = (info: ConnInfo, target: Target, stats: BridgeStats, started: number) => {
+    const name = nameOf(info, target);
+    if (!stats.connected) {
+      log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
+    } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
+    const seconds = ((performance.now() - started) / 1000).toFixed(3);
+    const { code, reason } = stats.close;
+    log.info(
+      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
+        ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
+    );
+  };
+
+  return {
+    open(ws, target, info) {
+      // `end` removes the session after its first await, so never before this.
+      running.set(ws, run(ws, target, info));
+    },
+    get size() {
+      return running.size;
+    },
+    async shutdown() {
+      stop.abort();
+      await Promise.all(running.values());
+    },
+  };
+}
+
+/** How the log names a session. */
+function nameOf(info: ConnInfo, target: Target): string {
+  return `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
+}
+
+/** A connect function for one target, made outside `run` so it keeps only these two. */
+function connectTo(connect: (target: Target) => Promise<Conn>, target: Target) {
+  return () => connect(target);
+}
+
+/** One tap for `--traffic` and `--record`, or none when both are off. */
+function tapFor(
+  traffic: ((token: string) => void) | undefined,
+  recorder: Recorder | undefined,
+): ((from: "client" | "target", chunk: Uint8Array) => void) | undefined {
+  if (!traffic && !recorder) return undefined;
+  return (from, chunk) => {
+    traffic?.(from === "client" ? "}" : "{");
+    recorder?.frame(from === "client", chunk);
+  };
+}

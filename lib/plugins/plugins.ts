@@ -1,0 +1,126 @@
+/**
+ * The plugin seams, as small as upstream's: a token plugin maps a token to a
+ * target; an auth plugin accepts a request or throws
+ * {@link AuthenticationError}. Custom plugins are modules exporting
+ * `tokenPlugin` or `authPlugin` factories (see `adapters/stores/plugins.ts`).
+ *
+ * @example
+ * ```ts
+ * // my_tokens.ts, used as --token-plugin=./my_tokens.ts --token-source=...
+ * import type { TokenPluginFactory } from "@websockify/websockify";
+ * export const tokenPlugin: TokenPluginFactory = (source) => ({
+ *   lookup: (token) => token === "vnc1" ? { kind: "tcp", hostname: "10.0.0.5", port: 5900 } : undefined,
+ * });
+ * ```
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { ConnInfo, Target } from "../types.ts";
+
+/** Maps tokens to targets. */
+export interface TokenPlugin {
+  /**
+   * The target for `token`, or undefined when the token is unknown. Throw
+   * when the lookup itself fails (a store is down): the client gets 503; or
+   * throw an {@link AuthenticationError} to refuse with its status.
+   */
+  lookup(token: string): Target | undefined | Promise<Target | undefined>;
+  /** Releases what the plugin holds open (connections, watchers). */
+  close?(): void | Promise<void>;
+}
+
+/** What a plugin factory gets besides its source. */
+export interface PluginContext {
+  /** The proxy's logger, for reasons a client is not told. */
+  readonly log: Logger;
+}
+
+/** Creates a token plugin from `--token-source`. */
+export type TokenPluginFactory = (
+  source: string | undefined,
+  context: PluginContext,
+) => TokenPlugin | Promise<TokenPlugin>;
+
+/** What an auth plugin sees of a request. */
+export interface AuthRequest {
+  /**
+   * The request headers, without client-sent `SSL_*` headers; with a verified
+   * client certificate, `SSL_CLIENT_S_DN_CN` holds its CN (as upstream).
+   */
+  readonly headers: Headers;
+  /**
+   * The target when it is fixed. Undefined with a token plugin: requests are
+   * authenticated before their token is looked up, so that clients without
+   * credentials cannot probe tokens or load the token store. Undefined for
+   * `--web` requests (`--web-auth`) too.
+   */
+  readonly target?: Target;
+  /** The client: address, TLS, verified certificate CN. */
+  readonly client: ConnInfo;
+}
+
+/** Decides whether a request may proceed. */
+export interface AuthPlugin {
+  /** Returns to accept; throws {@link AuthenticationError} to refuse. */
+  authenticate(request: AuthRequest): void | Promise<void>;
+}
+
+/** Creates an auth plugin from `--auth-source`. */
+export type AuthPluginFactory = (
+  source: string | undefined,
+  context: PluginContext,
+) => AuthPlugin | Promise<AuthPlugin>;
+
+const BRAND = Symbol.for("websockify.AuthenticationError");
+
+/**
+ * True for an {@link AuthenticationError}, also one from another copy of
+ * this package (`instanceof` fails across copies, or across CJS and ESM).
+ */
+export function isAuthenticationError(error: unknown): error is AuthenticationError {
+  return typeof error === "object" && error !== null && BRAND in error;
+}
+
+/** Options for {@link AuthenticationError}. */
+export interface AuthenticationErrorOptions {
+  /** HTTP status of the refusal; 403 by default. */
+  status?: number;
+  /** Extra response headers, such as `WWW-Authenticate`. */
+  headers?: Record<string, string>;
+  /** What the log says; the message by default. */
+  logMessage?: string;
+}
+
+/**
+ * A refused request. The message is the reason phrase sent to the client.
+ *
+ * @example
+ * ```ts
+ * throw new AuthenticationError("Invalid Origin", { status: 403 });
+ * ```
+ */
+export class AuthenticationError extends Error {
+  /** The class name, for logs. */
+  override name = "AuthenticationError";
+  /** Marks instances across copies of this module (a plugin may bundle its own). */
+  readonly [BRAND] = true;
+  /** The HTTP status of the refusal. */
+  readonly status: number;
+  /** Extra response headers. */
+  readonly headers: Record<string, string>;
+  /** What the log says about the refusal. */
+  readonly logMessage: string;
+  /**
+   * Creates a refusal.
+   *
+   * @param message The reason phrase sent to the client.
+   * @param options Status, headers and log text.
+   */
+  constructor(message: string, options: AuthenticationErrorOptions = {}) {
+    super(message);
+    this.status = options.status ?? 403;
+    this.headers = options.headers ?? {};
+    this.logMessage = options.logMessage ?? message;
+  }
+}
