@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/server/unmask.ts";
-import { closePayload, frameHead, FrameParser, unmask } from "../lib/protocol/frames.ts";
+import {
+  closePayload,
+  frameHead,
+  FrameParser,
+  TEXT_UNSUPPORTED,
+  unmask,
+} from "../lib/protocol/frames.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -136,66 +142,138 @@ describe("FrameParser", () => {
     assert.deepEqual(parse(encodeFrame(0x8, new Uint8Array(0))), ["close:1005:"]);
   });
 
-  const violations: [string, Uint8Array, number, number?][] = [
-    ["an unmasked frame", encodeFrame(0x2, enc("x"), { mask: false }), 1002],
-    [
-      "reserved bits",
-      (() => {
-        const f = encodeFrame(0x2, enc("x"));
-        f[0]! |= 0x40;
-        return f;
-      })(),
-      1002,
-    ],
-    ["a continuation without a start", encodeFrame(0x0, enc("x")), 1002],
-    [
-      "a new message inside a fragmented one",
-      concat(encodeFrame(0x2, enc("a"), { fin: false }), encodeFrame(0x2, enc("b"))),
-      1002,
-    ],
-    ["a fragmented ping", encodeFrame(0x9, enc("x"), { fin: false }), 1002],
-    ["a control frame over 125 bytes", encodeFrame(0x9, new Uint8Array(126)), 1002],
-    ["an unknown opcode", encodeFrame(0x3, enc("x")), 1002],
-    [
-      "a text frame over the limit (head only)",
-      encodeFrame(0x1, new Uint8Array(200)).subarray(0, 8),
-      1009,
-      100,
-    ],
-    [
-      "a fragmented text message over the limit",
-      concat(
+  /** A violation: its bytes, the error event it must give and any data passed on before it. */
+  interface Violation {
+    readonly what: string;
+    readonly bytes: Uint8Array;
+    readonly event: string;
+    readonly before?: number[][];
+    /** The text limit (`maxTextBytes`); 1 MiB when absent. */
+    readonly max?: number;
+  }
+  const withBits = (frame: Uint8Array, bits: number) => {
+    frame[0]! |= bits;
+    return frame;
+  };
+  const protocol = (reason: string) => `error:1002:${reason}`;
+  const violations: Violation[] = [
+    {
+      what: "an unmasked frame",
+      bytes: encodeFrame(0x2, enc("x"), { mask: false }),
+      event: protocol("Procotol error: Frame not masked"),
+    },
+    ...[0x40, 0x20, 0x10].map((bit): Violation => ({
+      what: `reserved bit 0x${bit.toString(16)}`,
+      bytes: withBits(encodeFrame(0x2, enc("x")), bit),
+      event: protocol("Protocol error: Reserved bits set"),
+    })),
+    {
+      what: "a continuation without a start",
+      bytes: encodeFrame(0x0, enc("x")),
+      event: protocol("Procotol error: Unexpected continuation frame"),
+    },
+    {
+      what: "a new message inside a fragmented one",
+      bytes: concat(encodeFrame(0x2, enc("a"), { fin: false }), encodeFrame(0x2, enc("b"))),
+      event: protocol("Procotol error: Unexpected new frame"),
+      before: [[...enc("a")]],
+    },
+    {
+      what: "a fragmented ping",
+      bytes: encodeFrame(0x9, enc("x"), { fin: false }),
+      event: protocol("Protocol error: Fragmented control frame"),
+    },
+    {
+      what: "a control frame over 125 bytes",
+      bytes: encodeFrame(0x9, new Uint8Array(126)),
+      event: protocol("Protocol error: Control frame too long"),
+    },
+    {
+      what: "a close frame over 125 bytes",
+      bytes: encodeFrame(0x8, new Uint8Array(126)),
+      event: protocol("Protocol error: Control frame too long"),
+    },
+    {
+      what: "an unknown opcode",
+      bytes: encodeFrame(0x3, enc("x")),
+      event: protocol("Protocol error: Unknown opcode 0x03"),
+    },
+    {
+      what: "an unknown control opcode",
+      bytes: encodeFrame(0xb, enc("x")),
+      event: protocol("Protocol error: Unknown opcode 0x0b"),
+    },
+    {
+      what: "a 64-bit length with its top bit set",
+      bytes: head64(0x80, 0),
+      event: protocol("Protocol error: Frame length has its top bit set"),
+    },
+    {
+      what: "a 64-bit length past 2^53 - 1",
+      bytes: head64(0x00, 0x20),
+      event: "error:1009:Message too big",
+    },
+    {
+      what: "a text frame over the limit (head only)",
+      bytes: encodeFrame(0x1, new Uint8Array(200)).subarray(0, 8),
+      event: "error:1009:Message too big",
+      max: 100,
+    },
+    {
+      what: "a fragmented text message over the limit",
+      bytes: concat(
         encodeFrame(0x1, new Uint8Array(60), { fin: false }),
         encodeFrame(0x0, new Uint8Array(60)),
       ),
-      1009,
-      100,
-    ],
-    [
-      "a text frame where text is refused (head only)",
-      encodeFrame(0x1, enc("x"), { fin: false }).subarray(0, 2),
-      1003,
-      0,
-    ],
-    ["a 64-bit length with its top bit set", head64(0x80, 0), 1002],
-    ["a 64-bit length past 2^53 - 1", head64(0x00, 0x20), 1009],
-    ["a text message that is not UTF-8", encodeFrame(0x1, new Uint8Array([0xc3, 0x28])), 1007],
-    ["a close code that may not be sent", encodeFrame(0x8, closePayload(1006)), 1002],
-    ["a one-byte close payload", encodeFrame(0x8, new Uint8Array([3])), 1002],
-    [
-      "a close reason that is not UTF-8",
-      encodeFrame(0x8, new Uint8Array([0x03, 0xe8, 0xff])),
-      1002,
-    ],
+      event: "error:1009:Message too big",
+      max: 100,
+    },
+    {
+      what: "a text frame where text is refused (head only)",
+      bytes: encodeFrame(0x1, enc("x"), { fin: false }).subarray(0, 2),
+      event: `error:1003:${TEXT_UNSUPPORTED}`,
+      max: 0,
+    },
+    {
+      what: "a text message that is not UTF-8",
+      bytes: encodeFrame(0x1, new Uint8Array([0xc3, 0x28])),
+      event: "error:1007:Invalid UTF-8 in text frame",
+    },
+    {
+      what: "a one-byte close payload",
+      bytes: encodeFrame(0x8, new Uint8Array([3])),
+      event: protocol("Protocol error: Invalid close code"),
+    },
+    // Codes a client may not send: below 1000, reserved, unassigned, or past 4999.
+    ...[0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000].map((code): Violation => ({
+      what: `close code ${code}`,
+      bytes: encodeFrame(0x8, closePayload(code)),
+      event: protocol("Protocol error: Invalid close code"),
+    })),
+    {
+      what: "a close reason that is not UTF-8",
+      bytes: encodeFrame(0x8, new Uint8Array([0x03, 0xe8, 0xff])),
+      event: protocol("Procotol error: Invalid UTF-8 in close"),
+    },
   ];
-  for (const [what, bytes, code, max] of violations) {
-    test(`FrameParser fails ${what} with ${code} and stops`, () => {
-      const events = parse(concat(bytes, encodeFrame(0x2, enc("later"))), 1, max);
-      // Earlier fragments of a binary message have been passed on already.
-      const last = events.at(-1);
-      assert.match(String(last), new RegExp(`^error:${code}:`), JSON.stringify(events));
-      assert.ok(events.slice(0, -1).every((e) => Array.isArray(e)), "only data before the error");
-      assert.ok(!events.some((e) => Array.isArray(e) && String.fromCharCode(...e) === "later"));
+  for (const { what, bytes, event, before = [], max } of violations) {
+    const code = event.split(":")[1];
+    for (const size of [1, bytes.length]) {
+      const how = size === 1 ? "" : " (in one chunk)";
+      test(`FrameParser fails ${what} with ${code} and stops${how}`, () => {
+        // The frame after the violation must not be parsed.
+        const events = parse(concat(bytes, encodeFrame(0x2, enc("later"))), size, max);
+        assert.deepEqual(events, [...before, event]);
+      });
+    }
+  }
+
+  // Codes a client may send are passed on with their reason; parsing stops.
+  const allowed = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014];
+  for (const code of [...allowed, 3000, 4999]) {
+    test(`FrameParser reports a close with code ${code}`, () => {
+      const wire = concat(encodeFrame(0x8, closePayload(code, "wé")), encodeFrame(0x9, enc("x")));
+      assert.deepEqual(parse(wire, 3), [`close:${code}:wé`]);
     });
   }
 });
