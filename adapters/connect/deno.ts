@@ -1,7 +1,8 @@
 /**
  * `Deno.connect` sockets as {@link Conn}s: the native target side on Deno.
  * Reads use `conn.read()` rather than `conn.readable`, which closes the whole
- * connection at EOF, and half-close is `closeWrite()` (runtimes.md T11, T12).
+ * connection at EOF, and half-close is `closeWrite()` (`docs/runtimes.md`,
+ * "Deno: reading to EOF and half-closing").
  *
  * @module
  */

@@ -1,7 +1,8 @@
 /**
  * `node:net` sockets as {@link Conn}s: the target side on every runtime.
  * Hand-written rather than `Duplex.toWeb()`, which never reports EOF on
- * Node 20 with `allowHalfOpen` (runtimes.md T13).
+ * Node 20 with `allowHalfOpen` (`docs/runtimes.md`, "Node: Duplex.toWeb()
+ * and half-close").
  *
  * @module
  */

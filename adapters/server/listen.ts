@@ -1,6 +1,7 @@
 /**
  * The server on `node:net` + `node:http`, shared by Deno, Bun and Node: the
- * one stack that behaves the same on all three (runtimes.md §4). Plain
+ * one stack that behaves the same on all three (`docs/runtimes.md`, "One
+ * server stack"). Plain
  * requests go to the Hono app through `node:http`; upgrades are decided by
  * the same app and then answered by `ws_conn.ts`. An upgrade that arrives
  * whole in a plain connection's first bytes (every browser's) skips
@@ -101,7 +102,7 @@ export async function listenNode(
   });
   // Sockets arrive by emit("connection"), so this server never listens; Deno's
   // node:http then closes every keep-alive socket after one response
-  // (denoland/deno#35609). It only reads the flag.
+  // (`docs/runtimes.md`, "Deno: node:http that never listens").
   Object.defineProperty(httpServer, "listening", { get: () => true });
   /** Lets the app decide on an upgrade; `head` is what followed the request head. */
   const upgrade = (
