@@ -64,7 +64,8 @@ class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
   }
 
   // A promise chain, not an async function: an idle session waits here for
-  // its whole life, and a suspended async function costs ~0.3 KiB.
+  // its whole life, and a suspended async function would stay in memory all
+  // that time (`bench/README.md`, "Figures behind design choices").
   read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (this.#cancelled) return Promise.resolve(DONE);
     const buf = this.#buf;

@@ -243,7 +243,8 @@ export async function listenNode(
  * that sends nothing in time is dropped. The new owner calls `release` once
  * it has its own `data` listener: removing ours while it is the only one
  * would delete the event's slot and put the socket's listener table in
- * dictionary mode (0.4 KiB for the session's life).
+ * dictionary mode for the session's life (`bench/README.md`, "Figures behind
+ * design choices").
  */
 function sniff(
   sock: net.Socket,
@@ -448,7 +449,8 @@ async function bindUnix(server: net.Server, temp: string, file: string): Promise
 /**
  * Builds a fetch `Request` from an upgrade request's head. Header pairs and a
  * URL string, not `Headers` and `URL` objects: Deno converts those field by
- * field (40 µs a request against 6 µs).
+ * field, several times slower (`bench/README.md`, "Figures behind design
+ * choices").
  */
 function toRequest(req: http.IncomingMessage): Request {
   const raw = req.rawHeaders;

@@ -31,7 +31,8 @@ export const TOKEN_PLUGINS: Readonly<Record<string, TokenPluginFactory>> = Objec
   TokenFileName: tokenFileName,
   BaseTokenAPI: (source) => baseTokenApi(source),
   JSONTokenApi: (source) => jsonTokenApi(source),
-  // Loaded on use: jose adds 30-70 ms to every start-up otherwise.
+  // Loaded on use: importing jose slows every start-up otherwise
+  // (`bench/README.md`, "Figures behind design choices").
   JWTTokenApi: async (source) => (await import("./token_jwt.ts")).jwtTokenApi(source),
   UnixDomainSocketDirectory: unixSocketDirectory,
 });
