@@ -1,11 +1,19 @@
 /**
  * websockify: a WebSocket-to-TCP bridge for Deno, Bun and Node.
  *
- * Data flow: a `node:net` listener hands each connection to a `node:http`
- * server; plain requests and upgrade requests go to a Hono app (`lib/http/app.ts`),
- * which checks the handshake, picks the subprotocol and the target; `ws`
- * completes the upgrade; then `bridge()` (`lib/bridge/bridge.ts`) connects to the
- * target and pumps bytes both ways over Web Streams with backpressure, until
+ * Data flow: `adapters/server/listen.ts` accepts connections with `node:net`
+ * on every runtime and reads each one's first bytes (`lib/protocol/sniff.ts`).
+ * A WebSocket upgrade that arrives whole in a plain connection's first bytes
+ * is parsed strictly by `lib/protocol/upgrade_head.ts`; everything else goes
+ * to a `node:http` server, TLS connections too once a `node:tls` server on
+ * the same port has unwrapped them (`adapters/server/tls.ts`). Either way the Hono app in `lib/http/app.ts` decides: it checks the
+ * handshake and the auth plugin, picks the subprotocol and the target (or the
+ * token plugin does), and answers plain requests (`web` files, refusals).
+ * For an accepted upgrade `adapters/server/ws_conn.ts` writes the 101 and
+ * speaks RFC 6455 with the frame parser of `lib/protocol/frames.ts`; then
+ * `lib/bridge/sessions.ts` runs one `bridge()` (`lib/bridge/bridge.ts`) per
+ * session, which reaches the target through a connector from
+ * `adapters/connect/` and pumps bytes both ways with backpressure until
  * either side closes.
  *
  * @example
@@ -35,18 +43,11 @@ import { type Logger, SILENT_LOGGER } from "./lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "./lib/process/lifecycle.ts";
 import { createSessions } from "./lib/bridge/sessions.ts";
 import { parseTarget } from "./lib/target.ts";
-import type { Conn, NetAddr, Target } from "./lib/types.ts";
+import type { NetAddr, Target, TargetConn } from "./lib/types.ts";
 
-export type { Authenticate, ResolveTarget } from "./lib/http/app.ts";
-export {
-  type AbortLike,
-  bridge,
-  type BridgeOptions,
-  type BridgeStats,
-  StopSignal,
-} from "./lib/bridge/bridge.ts";
+export type { Authenticate } from "./lib/http/app.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
-export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
+export { parseTarget, UsageError } from "./lib/target.ts";
 export { TlsConfigError, type TlsOptions } from "./adapters/server/tls.ts";
 export { ConfigError } from "./lib/errors.ts";
 export {
@@ -61,16 +62,7 @@ export {
 } from "./lib/plugins/plugins.ts";
 export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/stores/plugins.ts";
 export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
-export type {
-  ChunkReader,
-  ChunkWriter,
-  CloseInfo,
-  Conn,
-  ConnInfo,
-  NetAddr,
-  Target,
-  WsConn,
-} from "./lib/types.ts";
+export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 
 /** Options for {@link websockify}. */
 export interface WebsockifyOptions {
@@ -104,7 +96,7 @@ export interface WebsockifyOptions {
   /** Where log lines go; silent by default. */
   logger?: Logger;
   /** Replaces how targets are reached (default: `Deno.connect` on Deno, else `node:net`). */
-  connect?: (target: Target) => Promise<Conn>;
+  connect?: (target: Target) => Promise<TargetConn>;
   /** Serve TLS (wss://, https://) on the same port as plain connections. */
   tls?: TlsOptions;
   /** Refuse clients that do not start with TLS. */

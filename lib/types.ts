@@ -45,23 +45,29 @@ export interface ChunkWriter<T> {
 }
 
 /**
- * A connected byte stream to a target. Closing `writable` sends FIN
- * (half-close); `close()` ends both directions at once.
- *
- * `reader` and `writer` are an optional fast path: when present, the bridge
- * uses them instead of `readable` and `writable` (use one or the other).
+ * A connected byte stream to a target, as a custom `connect` returns it.
+ * Closing `writable` sends FIN (half-close); `close()` ends both directions
+ * at once.
  */
-export interface Conn {
+export interface TargetConn {
   /** Bytes from the target; pauses the socket while full. */
   readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the target; settles once the socket has room. */
   readonly writable: WritableStream<Uint8Array>;
+  /** Ends both directions at once. */
+  close(): void;
+}
+
+/**
+ * A {@link TargetConn} as the built-in connectors make it. `reader` and
+ * `writer` are an optional fast path: when present, the bridge uses them
+ * instead of `readable` and `writable` (use one or the other).
+ */
+export interface Conn extends TargetConn {
   /** Reads `readable`'s bytes without a Web Stream. */
   readonly reader?: ChunkReader<Uint8Array>;
   /** Writes like `writable` without a Web Stream. */
   readonly writer?: ChunkWriter<Uint8Array>;
-  /** Ends both directions at once. */
-  close(): void;
 }
 
 /** How a WebSocket closed: the close code and reason the peer saw or sent. */

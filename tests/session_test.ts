@@ -8,7 +8,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { createLogger, StopSignal } from "../mod.ts";
+import { StopSignal } from "../lib/bridge/bridge.ts";
+import { createLogger } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
 import {
   closed,

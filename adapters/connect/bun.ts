@@ -2,7 +2,8 @@
  * `Bun.connect` sockets as {@link Conn}s: the native target side on Bun.
  * `allowHalfOpen` with `shutdown()` half-closes (plain `end()` can reset a
  * busy connection); `write()` may be partial, so the rest waits for `drain`;
- * after our `shutdown()` the peer's FIN arrives as `close`, not `end` (T14).
+ * after our `shutdown()` the peer's FIN arrives as `close`, not `end`
+ * (`docs/runtimes.md`, "Bun: Bun.connect writes and half-close").
  *
  * @module
  */

@@ -1,8 +1,9 @@
 /**
  * The default way to reach targets on the running runtime, chosen by
- * measurement (bench/target_adapters.ts): `Deno.connect` on Deno (7 % faster
- * and 18 % less CPU target → client, 8 % slower client → target, on
- * 2026-11-21), `node:net` elsewhere (`Bun.connect` was no faster). TLS
+ * measurement (`bench/target_adapters.ts`; figures in `bench/README.md`,
+ * "Figures behind design choices"): `Deno.connect` on Deno (faster and less
+ * CPU target → client, a little slower client → target), `node:net`
+ * elsewhere (`Bun.connect` was no faster). TLS
  * targets always use `node:tls`, one verified path for all.
  *
  * @module

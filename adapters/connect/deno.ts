@@ -1,7 +1,8 @@
 /**
  * `Deno.connect` sockets as {@link Conn}s: the native target side on Deno.
  * Reads use `conn.read()` rather than `conn.readable`, which closes the whole
- * connection at EOF, and half-close is `closeWrite()` (runtimes.md T11, T12).
+ * connection at EOF, and half-close is `closeWrite()` (`docs/runtimes.md`,
+ * "Deno: reading to EOF and half-closing").
  *
  * @module
  */
@@ -63,7 +64,8 @@ class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
   }
 
   // A promise chain, not an async function: an idle session waits here for
-  // its whole life, and a suspended async function costs ~0.3 KiB.
+  // its whole life, and a suspended async function would stay in memory all
+  // that time (`bench/README.md`, "Figures behind design choices").
   read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (this.#cancelled) return Promise.resolve(DONE);
     const buf = this.#buf;

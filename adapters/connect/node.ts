@@ -1,7 +1,8 @@
 /**
  * `node:net` sockets as {@link Conn}s: the target side on every runtime.
  * Hand-written rather than `Duplex.toWeb()`, which never reports EOF on
- * Node 20 with `allowHalfOpen` (runtimes.md T13).
+ * Node 20 with `allowHalfOpen` (`docs/runtimes.md`, "Node: Duplex.toWeb()
+ * and half-close").
  *
  * @module
  */
@@ -22,8 +23,9 @@ const CONN = Symbol("conn");
 type Owned = net.Socket & { [CONN]: SocketConn };
 
 // Classes rather than object literals with getters: V8 keeps those in
-// dictionary mode, at ~0.5 KiB each per session. The socket listeners are
-// shared functions rather than closures for the same reason.
+// dictionary mode, which costs memory per session (`bench/README.md`,
+// "Figures behind design choices"). The socket listeners are shared
+// functions rather than closures for the same reason.
 class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, QueueSource {
   readonly reader: ChunkQueue<Uint8Array> = new ChunkQueue(this, HIGH_WATER_MARK);
   readonly writer: SocketWriter;
@@ -195,7 +197,8 @@ export function connectNode(target: Target, options: ConnectOptions = {}): Promi
       if (target.kind === "tcp") sock.setKeepAlive(true);
       const conn = socketConn(sock);
       // After the conn's own listener: removing the only one would delete the
-      // event's slot and put the listener table in dictionary mode (0.4 KiB).
+      // event's slot and put the listener table in dictionary mode (see
+      // `sniff()` in adapters/server/listen.ts).
       sock.off("error", onError);
       resolve(conn);
     });

@@ -2,7 +2,8 @@
  * `-D`: the process re-runs itself detached (a new session, no terminal),
  * relays the child's start-up lines, and exits with 0 once the child is
  * listening, or with the child's status if it fails to start. Re-running
- * rather than forking, which no runtime offers (runtimes.md T18).
+ * rather than forking, which no runtime offers (`docs/runtimes.md`, "No
+ * fork: the daemon runs itself again").
  *
  * @module
  */

@@ -2,10 +2,10 @@
  * Keeps freed heap for the next socket reads. glibc gives the top of its heap
  * back to the kernel once more than 128 KiB is free there (M_TRIM_THRESHOLD).
  * Node reads every socket into a fresh 64 KiB malloc'd buffer, and V8 frees
- * those in batches of tens of MiB, so under load the heap shrinks and grows
- * again and the kernel page-faults every page of every read (perf: 93 % of
- * the Node proxy's page faults were in `read()`; 100,000 faults and 4x the
- * CPU per 512 MiB uploaded). glibc raises both thresholds when it frees a
+ * those in large batches, so under load the heap shrinks and grows
+ * again and the kernel page-faults every page of every read, which cost the
+ * Node proxy several times the CPU per uploaded MiB (`bench/README.md`,
+ * "Figures behind design choices"). glibc raises both thresholds when it frees a
  * chunk it had mmapped (mmap to the chunk's size, trim to twice that), so one
  * such chunk lets the heap keep up to 64 MiB of freed memory.
  *

@@ -31,7 +31,8 @@ export interface Program {
 
 /**
  * Starts `command` with exactly `env` (pass the whole environment: Node and
- * Bun replace it, Deno merges; runtimes.md T16).
+ * Bun replace it, Deno merges; `docs/runtimes.md`, "Child processes: env
+ * replaces or merges").
  *
  * @example
  * ```ts

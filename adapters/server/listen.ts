@@ -1,6 +1,7 @@
 /**
  * The server on `node:net` + `node:http`, shared by Deno, Bun and Node: the
- * one stack that behaves the same on all three (runtimes.md §4). Plain
+ * one stack that behaves the same on all three (`docs/runtimes.md`, "One
+ * server stack"). Plain
  * requests go to the Hono app through `node:http`; upgrades are decided by
  * the same app and then answered by `ws_conn.ts`. An upgrade that arrives
  * whole in a plain connection's first bytes (every browser's) skips
@@ -101,7 +102,7 @@ export async function listenNode(
   });
   // Sockets arrive by emit("connection"), so this server never listens; Deno's
   // node:http then closes every keep-alive socket after one response
-  // (denoland/deno#35609). It only reads the flag.
+  // (`docs/runtimes.md`, "Deno: node:http that never listens").
   Object.defineProperty(httpServer, "listening", { get: () => true });
   /** Lets the app decide on an upgrade; `head` is what followed the request head. */
   const upgrade = (
@@ -242,7 +243,8 @@ export async function listenNode(
  * that sends nothing in time is dropped. The new owner calls `release` once
  * it has its own `data` listener: removing ours while it is the only one
  * would delete the event's slot and put the socket's listener table in
- * dictionary mode (0.4 KiB for the session's life).
+ * dictionary mode for the session's life (`bench/README.md`, "Figures behind
+ * design choices").
  */
 function sniff(
   sock: net.Socket,
@@ -447,7 +449,8 @@ async function bindUnix(server: net.Server, temp: string, file: string): Promise
 /**
  * Builds a fetch `Request` from an upgrade request's head. Header pairs and a
  * URL string, not `Headers` and `URL` objects: Deno converts those field by
- * field (40 µs a request against 6 µs).
+ * field, several times slower (`bench/README.md`, "Figures behind design
+ * choices").
  */
 function toRequest(req: http.IncomingMessage): Request {
   const raw = req.rawHeaders;

@@ -165,7 +165,8 @@ function checkKeyPair(options: TlsOptions, cert: Buffer, key: Buffer): void {
  * Creates the TLS server that sniffed connections are handed to. It is
  * never listened on: sockets arrive through `emit("connection")`, the one
  * way that refuses a wrong-CA client certificate on every runtime
- * (runtimes.md T15).
+ * (`docs/runtimes.md`, "Client certificates: a TLS server, not a bare
+ * TLSSocket").
  */
 export function createTlsServer(options: TlsOptions): tls.Server {
   const server = tls.createServer(loadTlsOptions(options));

@@ -1,7 +1,8 @@
 /**
  * Unmasking with `bufferutil` (an optional dependency) where its native
- * build loads: 25-35 GB/s against 4-14 GB/s for the word loop in
- * `lib/protocol/frames.ts` (64 KiB pieces, Node, Deno and Bun). Deno without
+ * build loads: several times faster than the word loop in
+ * `lib/protocol/frames.ts` on all three runtimes (`bench/README.md`, "Figures
+ * behind design choices"). Deno without
  * `--allow-ffi` gets `bufferutil`'s byte loop, which is detected and skipped.
  *
  * @module

@@ -23,25 +23,26 @@ import { baseTokenApi, jsonTokenApi } from "./token_api.ts";
 import { readOnlyTokenFile, tokenFile, tokenFileName } from "./token_file.ts";
 import { unixSocketDirectory } from "./token_unix.ts";
 
-/** The built-in token plugins, by upstream's names. */
-export const TOKEN_PLUGINS: Record<string, TokenPluginFactory> = {
+/** The built-in token plugins, by upstream's names; frozen, so no import can replace one. */
+export const TOKEN_PLUGINS: Readonly<Record<string, TokenPluginFactory>> = Object.freeze({
   TokenRedis: tokenRedis,
   TokenFile: (source) => tokenFile(source),
   ReadOnlyTokenFile: readOnlyTokenFile,
   TokenFileName: tokenFileName,
   BaseTokenAPI: (source) => baseTokenApi(source),
   JSONTokenApi: (source) => jsonTokenApi(source),
-  // Loaded on use: jose adds 30-70 ms to every start-up otherwise.
+  // Loaded on use: importing jose slows every start-up otherwise
+  // (`bench/README.md`, "Figures behind design choices").
   JWTTokenApi: async (source) => (await import("./token_jwt.ts")).jwtTokenApi(source),
   UnixDomainSocketDirectory: unixSocketDirectory,
-};
+});
 
 const isPath = (name: string) => /^\.{0,2}\//.test(name) || /\.[cm]?[jt]s(#|$)/.test(name);
 
 async function factory<T>(
   kind: "token" | "auth",
   name: string,
-  builtIn: Record<string, T>,
+  builtIn: Readonly<Record<string, T>>,
 ): Promise<T> {
   if (!isPath(name)) {
     // Own names only: `constructor` or `toString` must not find Object's.

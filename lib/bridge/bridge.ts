@@ -40,8 +40,9 @@ export interface AbortLike {
 
 /**
  * One stop for many sessions: a set of listeners. An `AbortController` per
- * session cost 4 % of a handshake's CPU on Node, and one shared
- * `AbortSignal` warns past 10 listeners.
+ * session showed in the Node handshake profile (`bench/README.md`, "Figures
+ * behind design choices"), and one shared `AbortSignal` warns past 10
+ * listeners.
  *
  * @example
  * ```ts
@@ -155,8 +156,9 @@ export async function bridge(
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
 
-  // Each direction is a chain of callbacks, not an async loop: two suspended
-  // async functions cost about 0.6 KiB per open session.
+  // Each direction is a chain of callbacks, not an async loop: a suspended
+  // async function stays in memory for the session's whole life
+  // (`bench/README.md`, "Figures behind design choices").
   return new Promise<BridgeStats>((resolve) => {
     let running = 2;
     const ended = () => {

@@ -1,8 +1,9 @@
 /**
  * Light readers and writers for adapters whose sockets push data (`node:net`,
- * `ws`). A pair of Web Streams with their reader and writer costs about
- * 16 KiB per session on Node 20 and 10 KiB on Deno, half of what a whole idle
- * session costs; these cost a few hundred bytes and one promise per chunk.
+ * `ws`). A pair of Web Streams with their reader and writer per session
+ * cost about as much as the rest of an idle session (`bench/README.md`,
+ * "Figures behind design choices"); these cost a few hundred bytes and one
+ * promise per chunk.
  * Adapters still offer `readable` and `writable`, made on first use.
  *
  * @module

@@ -115,12 +115,12 @@ export function clientCertCnAuth(source: string | undefined): AuthPlugin {
   };
 }
 
-/** Upstream's plugin names. */
-export const AUTH_PLUGINS: Record<string, AuthPluginFactory> = {
+/** The built-in auth plugins, by upstream's names; frozen, so no import can replace one. */
+export const AUTH_PLUGINS: Readonly<Record<string, AuthPluginFactory>> = Object.freeze({
   BasicHTTPAuth: basicHttpAuth,
   ExpectOrigin: expectOrigin,
   ClientCertCNAuth: clientCertCnAuth,
-};
+});
 
 /** The headers a plugin sees: no client-sent `SSL_*`, the verified CN added. */
 function pluginHeaders(headers: Headers, peerCn: string | undefined): Headers {

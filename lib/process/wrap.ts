@@ -42,8 +42,9 @@ export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV];
 /**
  * The wrapped program's environment: the whole parent environment less
  * {@link PROXY_ONLY_ENV}, plus `rebind.so` prepended to `LD_PRELOAD` (as
- * upstream since 0.11) and the two ports. Child processes get the full set, since Node and Bun replace rather
- * than merge `env` (runtimes.md T16).
+ * upstream since 0.11) and the two ports. Child processes get the full set,
+ * since Node and Bun replace rather than merge `env` (`docs/runtimes.md`,
+ * "Child processes: env replaces or merges").
  *
  * @example
  * ```ts

@@ -1,10 +1,10 @@
 /**
  * A strict parser for the one request head that matters most: a WebSocket
  * upgrade that arrived whole in the connection's first bytes. Adapters answer
- * it without an HTTP server: `node:http` kept up to 4 KiB of heap per open
- * session (it replaces socket methods with closures, which turns the socket
- * into a dictionary) and cost the Node proxy a quarter of a handshake's CPU
- * (`bench/README.md`). Anything unusual is not parsed at all: the adapter
+ * it without an HTTP server: `node:http` kept more heap per open session (it
+ * replaces socket methods with closures, which turns the socket into a
+ * dictionary) and took a large share of the Node proxy's handshake CPU
+ * (`bench/README.md`, "Figures behind design choices"). Anything unusual is not parsed at all: the adapter
  * hands those bytes to its HTTP server, which answers them as before.
  *
  * @module
