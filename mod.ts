@@ -21,7 +21,7 @@
  * import { websockify } from "./mod.ts";
  *
  * const server = await websockify({
- *   listen: { hostname: "127.0.0.1", port: 6080 },
+ *   listen: { hostname: "127.0.0.1", port: 0 },
  *   target: "localhost:5900",
  * });
  * console.log(`listening on port ${server.addr.port}`);

@@ -16,7 +16,11 @@ export class ConfigError extends Error {
  *
  * @example
  * ```ts
- * errorText(new Error("connect ECONNREFUSED 127.0.0.1:1")); // "connect ECONNREFUSED 127.0.0.1:1"
+ * import assert from "node:assert/strict";
+ * import { errorText } from "./errors.ts";
+ *
+ * const error = new Error("connect ECONNREFUSED 127.0.0.1:1\n    at ...");
+ * assert.equal(errorText(error), "connect ECONNREFUSED 127.0.0.1:1");
  * ```
  */
 export function errorText(error: unknown): string {
@@ -43,7 +47,11 @@ const CODE_TEXT: Record<string, string> = {
  *
  * @example
  * ```ts
- * describeError(Object.assign(new Error("x"), { code: "EADDRINUSE" })); // "address already in use"
+ * import assert from "node:assert/strict";
+ * import { describeError } from "./errors.ts";
+ *
+ * const error = Object.assign(new Error("x"), { code: "EADDRINUSE" });
+ * assert.equal(describeError(error), "address already in use");
  * ```
  */
 export function describeError(error: unknown): string {

@@ -47,7 +47,10 @@ const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t"
  *
  * @example
  * ```ts
- * escapeControls("a\nb\x1b[2J"); // "a\\nb\\x1b[2J"
+ * import assert from "node:assert/strict";
+ * import { escapeControls } from "./log.ts";
+ *
+ * assert.equal(escapeControls("a\nb\x1b[2J"), "a\\nb\\x1b[2J");
  * ```
  */
 export function escapeControls(text: string): string {
@@ -66,8 +69,11 @@ export function escapeControls(text: string): string {
  *
  * @example
  * ```ts
- * tokenLabel("eyJhbGciOiJIUzI1NiJ9.e30.sig"); // "eyJh..#" and 8 hex digits
- * tokenLabel("vm1"); // "v..#" and 8 hex digits
+ * import assert from "node:assert/strict";
+ * import { tokenLabel } from "./log.ts";
+ *
+ * assert.match(tokenLabel("eyJhbGciOiJIUzI1NiJ9.e30.sig"), /^eyJh\.\.#[0-9a-f]{8}$/);
+ * assert.match(tokenLabel("vm1"), /^v\.\.#[0-9a-f]{8}$/);
  * ```
  */
 export function tokenLabel(token: string): string {
@@ -85,6 +91,8 @@ export function tokenLabel(token: string): string {
  *
  * @example
  * ```ts
+ * import { createLogger } from "./log.ts";
+ *
  * const log = createLogger({ write: (line) => console.error(line) });
  * log.info("Listening"); // 2026-11-21T10:37:36.123Z INFO Listening
  * ```
@@ -119,6 +127,8 @@ export const SILENT_LOGGER: Logger = {
  *
  * @example
  * ```ts
+ * import { createLogger, prefixLogger } from "./log.ts";
+ *
  * const log = prefixLogger(createLogger({ write: console.error }), "w2");
  * log.info("#5 closed"); // 2026-11-21T10:37:36.123Z INFO w2 #5 closed
  * ```

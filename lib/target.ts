@@ -27,8 +27,11 @@ function stripBrackets(host: string): string {
  *
  * @example
  * ```ts
- * parseListen("[::1]:6080"); // { hostname: "::1", port: 6080 }
- * parseListen("6080"); // { hostname: "", port: 6080 }
+ * import assert from "node:assert/strict";
+ * import { parseListen } from "./target.ts";
+ *
+ * assert.deepEqual(parseListen("[::1]:6080"), { hostname: "::1", port: 6080 });
+ * assert.deepEqual(parseListen("6080"), { hostname: "", port: 6080 });
  * ```
  */
 export function parseListen(arg: string): NetAddr {
@@ -44,7 +47,11 @@ export function parseListen(arg: string): NetAddr {
  *
  * @example
  * ```ts
- * parseTarget("localhost:5900"); // { kind: "tcp", hostname: "localhost", port: 5900 }
+ * import assert from "node:assert/strict";
+ * import { parseTarget } from "./target.ts";
+ *
+ * const target = parseTarget("localhost:5900");
+ * assert.deepEqual(target, { kind: "tcp", hostname: "localhost", port: 5900 });
  * ```
  */
 export function parseTarget(arg: string): Target {

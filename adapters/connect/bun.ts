@@ -46,7 +46,10 @@ interface BunSlice {
  *
  * @example
  * ```ts
- * const conn = await connectBun({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
+ * import { connectBun } from "./bun.ts";
+ *
+ * // Under Bun:
+ * const openVnc = () => connectBun({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
  * ```
  */
 export async function connectBun(target: Target, options: ConnectOptions = {}): Promise<Conn> {

@@ -17,8 +17,10 @@ import { connectNode, type ConnectOptions } from "./node.ts";
  *
  * @example
  * ```ts
+ * import { defaultConnect } from "./connect.ts";
+ *
  * const connect = defaultConnect({ timeoutMs: 5000 });
- * const conn = await connect({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
+ * const openVnc = () => connect({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
  * ```
  */
 export function defaultConnect(options: ConnectOptions = {}): (target: Target) => Promise<Conn> {

@@ -188,7 +188,10 @@ const CODES: Record<string, string> = {
  *
  * @example
  * ```ts
- * const conn = await connectDeno({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
+ * import { connectDeno } from "./deno.ts";
+ *
+ * // Under Deno:
+ * const openVnc = () => connectDeno({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
  * ```
  */
 export async function connectDeno(target: Target, options: ConnectOptions = {}): Promise<Conn> {

@@ -177,7 +177,9 @@ function openSocket(target: Target, options: ConnectOptions): net.Socket {
  *
  * @example
  * ```ts
- * const conn = await connectNode({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
+ * import { connectNode } from "./node.ts";
+ *
+ * const openVnc = () => connectNode({ kind: "tcp", hostname: "127.0.0.1", port: 5900 });
  * ```
  */
 export function connectNode(target: Target, options: ConnectOptions = {}): Promise<Conn> {

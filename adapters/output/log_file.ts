@@ -39,9 +39,14 @@ const MAX_PENDING = 64 * 1024;
  *
  * @example
  * ```ts
- * const file = openLogFile("websockify.log");
- * process.on("SIGHUP", () => file.reopen());
- * file.write("2026-11-21T10:37:36.123Z INFO started");
+ * import process from "node:process";
+ * import { openLogFile } from "./log_file.ts";
+ *
+ * function logTo(path: string) {
+ *   const file = openLogFile(path);
+ *   process.on("SIGHUP", () => file.reopen());
+ *   file.write("2026-11-21T10:37:36.123Z INFO started");
+ * }
  * ```
  */
 export function openLogFile(file: string): LogFile {

@@ -15,8 +15,10 @@ import type { Recorder } from "../../lib/bridge/sessions.ts";
  *
  * @example
  * ```ts
+ * import { fileRecorder } from "./record_file.ts";
+ *
  * const record = fileRecorder("/tmp/session");
- * const recorder = record(1); // writes /tmp/session.1
+ * // record(1) starts the recording of connection 1 in /tmp/session.1
  * ```
  */
 export function fileRecorder(base: string, log?: Logger): (id: number) => Recorder {

@@ -38,11 +38,17 @@ const MAX_QUEUED = 1000;
  *
  * @example
  * ```ts
- * const sink = createSyslogSink({ kind: "udp", host: "127.0.0.1", port: 514 }, {
- *   legacy: false, facility: FACILITY_USER,
- * });
- * sink.send("info", "hello"); // <14>1 2026-11-21T10:37:36Z host websockify 1234 - - hello
- * await sink.close();
+ * import { FACILITY_USER } from "../../lib/output/syslog.ts";
+ * import { createSyslogSink } from "./syslog.ts";
+ *
+ * async function hello() {
+ *   const sink = createSyslogSink({ kind: "udp", host: "127.0.0.1", port: 514 }, {
+ *     legacy: false,
+ *     facility: FACILITY_USER,
+ *   });
+ *   sink.send("info", "hello"); // <14>1 2026-11-21T10:37:36Z host websockify 1234 - - hello
+ *   await sink.close();
+ * }
  * ```
  */
 export function createSyslogSink(address: SyslogAddress, options: SyslogSinkOptions): SyslogSink {

@@ -38,6 +38,10 @@ const NO_LOGGER_MS = 60_000;
  *
  * @example
  * ```ts
+ * import { settle } from "./syslog_unix.ts";
+ *
+ * const queue = ["a line still to send"];
+ * setTimeout(() => queue.shift(), 10);
  * await settle(() => queue.length === 0, 1000);
  * ```
  */
@@ -51,8 +55,18 @@ export async function settle(done: () => boolean, ms = 1000): Promise<void> {
  *
  * @example
  * ```ts
- * loggerCommand("/dev/log", false, 1234);
- * // ["logger", "--socket", "/dev/log", "--socket-errors=off", "--prio-prefix", "--rfc5424=notq", ...]
+ * import assert from "node:assert/strict";
+ * import { loggerCommand } from "./syslog_unix.ts";
+ *
+ * const [command, ...args] = loggerCommand("/dev/log", false, 1234);
+ * assert.equal(command, "logger");
+ * assert.deepEqual(args.slice(0, 5), [
+ *   "--socket",
+ *   "/dev/log",
+ *   "--socket-errors=off",
+ *   "--prio-prefix",
+ *   "--rfc5424=notq",
+ * ]);
  * ```
  */
 export function loggerCommand(path: string, legacy: boolean, pid: number): string[] {
@@ -76,7 +90,12 @@ export function loggerCommand(path: string, legacy: boolean, pid: number): strin
  *
  * @example
  * ```ts
- * loggerLine("info", "a\nb", FACILITY_USER); // the bytes of "<14>a b\n"
+ * import assert from "node:assert/strict";
+ * import { FACILITY_USER } from "../../lib/output/syslog.ts";
+ * import { loggerLine } from "./syslog_unix.ts";
+ *
+ * const line = loggerLine("info", "a\nb", FACILITY_USER);
+ * assert.deepEqual(line, new TextEncoder().encode("<14>a b\n"));
  * ```
  */
 export function loggerLine(level: Level, message: string, facility: number): Uint8Array {
@@ -104,8 +123,16 @@ function socketProblem(path: string): string | undefined {
  *
  * @example
  * ```ts
- * const sink = unixSyslog("/dev/log", { legacy: false, facility: 1, hostname, pid, stream: true }, warn);
- * sink.send("info", "hello");
+ * import os from "node:os";
+ * import process from "node:process";
+ * import { unixSyslog } from "./syslog_unix.ts";
+ *
+ * function hello() {
+ *   const format = { legacy: false, facility: 1, hostname: os.hostname(), pid: process.pid };
+ *   const sink = unixSyslog("/dev/log", { ...format, stream: true }, console.warn);
+ *   sink.send("info", "hello");
+ *   return sink.close();
+ * }
  * ```
  */
 export function unixSyslog(

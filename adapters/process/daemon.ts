@@ -37,7 +37,12 @@ export function isDaemonChild(): boolean {
  *
  * @example
  * ```ts
- * if (options.daemon && !isDaemonChild()) await daemonize(process.argv.slice(2));
+ * import process from "node:process";
+ * import { daemonize, isDaemonChild } from "./daemon.ts";
+ *
+ * async function start(options: { daemon: boolean }) {
+ *   if (options.daemon && !isDaemonChild()) await daemonize(process.argv.slice(2));
+ * }
  * ```
  */
 export function daemonize(args: string[]): Promise<never> {
@@ -83,7 +88,9 @@ export function daemonReady(): void {
  *
  * @example
  * ```ts
- * writePidFile("/run/websockify.pid");
+ * import { writePidFile } from "./daemon.ts";
+ *
+ * const savePid = () => writePidFile("/run/websockify.pid");
  * ```
  */
 export function writePidFile(file: string): void {

@@ -23,6 +23,8 @@ const CHUNK_BYTES = 32 * 1024 * 1024 - 64 * 1024;
  *
  * @example
  * ```ts
+ * import { keepFreedHeap } from "./malloc.ts";
+ *
  * keepFreedHeap(); // at start-up, before serving
  * ```
  */

@@ -68,7 +68,10 @@ function compile(cc: readonly string[], args: string[]): Promise<void> {
  * @param env Where `CC` and `XDG_CACHE_HOME` are read (default `process.env`).
  * @example
  * ```ts
- * const so = await rebindLibrary(); // ~/.cache/websockify/rebind-3f2a….so
+ * import { rebindLibrary } from "./rebind.ts";
+ *
+ * // Compiles rebind/rebind.c on first use, then reuses the copy in the cache:
+ * const build = () => rebindLibrary(); // ~/.cache/websockify/rebind-3f2a….so
  * ```
  */
 export async function rebindLibrary(

@@ -36,9 +36,12 @@ export interface Program {
  *
  * @example
  * ```ts
- * const program = spawnProgram(["sleep", "10"], { ...process.env });
+ * import assert from "node:assert/strict";
+ * import { spawnProgram } from "./spawn.ts";
+ *
+ * const program = spawnProgram(["sleep", "10"], { PATH: "/usr/bin:/bin" });
  * program.signal("SIGTERM");
- * console.log((await program.exited).status); // 143
+ * assert.equal((await program.exited).status, 143);
  * ```
  */
 export function spawnProgram(

@@ -91,7 +91,12 @@ export interface Workers {
  *
  * @example
  * ```ts
- * const workers = startWorkers(2, process.argv.slice(2), log, server.addr.port);
+ * import process from "node:process";
+ * import { SILENT_LOGGER } from "../../lib/log.ts";
+ * import { startWorkers } from "./workers.ts";
+ *
+ * // reuseport: in the first process, once it listens on `port`
+ * const start = (port: number) => startWorkers(2, process.argv.slice(2), SILENT_LOGGER, port);
  * ```
  */
 export function startWorkers(n: number, argv: string[], log: Logger, port = 0): Workers {

@@ -117,13 +117,21 @@ function startError(text: string, error: Error): string {
  *
  * @example
  * ```ts
- * const wrap = await prepareWrap({ command: ["vncserver", ":1"], mode: "exit", log });
- * const server = await websockify(wrap.proxyOptions({ listen: { port: 5901 } }));
- * wrap.start(server.addr.port);
- * wrap.ended.then(async (status) => {
- *   await server.close();
- *   process.exit(status);
- * });
+ * import process from "node:process";
+ * import { SILENT_LOGGER } from "../../lib/log.ts";
+ * import { websockify } from "../../mod.ts";
+ * import { prepareWrap } from "./wrap.ts";
+ *
+ * async function run() {
+ *   const command = ["vncserver", ":1"];
+ *   const wrap = await prepareWrap({ command, mode: "exit", log: SILENT_LOGGER });
+ *   const server = await websockify(wrap.proxyOptions({ listen: { port: 5901 } }));
+ *   wrap.start(server.addr.port);
+ *   wrap.ended.then(async (status) => {
+ *     await server.close();
+ *     process.exit(status);
+ *   });
+ * }
  * ```
  */
 export async function prepareWrap(options: WrapOptions): Promise<Wrap> {

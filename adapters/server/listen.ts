@@ -72,7 +72,12 @@ export async function resolveHost(hostname: string, preferIpv6 = false): Promise
  *
  * @example
  * ```ts
- * const listener = await listenNode({ hostname: "127.0.0.1", port: 0 }, handlers);
+ * import { listenNode } from "./listen.ts";
+ *
+ * const listener = await listenNode({ at: { hostname: "127.0.0.1", port: 0 } }, {
+ *   fetch: () => new Response("hello\n"),
+ *   open: (ws) => ws.close(1000, "bye"),
+ * });
  * console.log(listener.addr.port);
  * await listener.close();
  * ```

@@ -31,7 +31,10 @@ function loadNative(): Native | undefined {
  *
  * @example
  * ```ts
- * const parser = new FrameParser(handler, 4 * 1024 * 1024, fastUnmask());
+ * import { FrameParser, type FrameHandler } from "../../lib/protocol/frames.ts";
+ * import { fastUnmask } from "./unmask.ts";
+ *
+ * const parse = (handler: FrameHandler) => new FrameParser(handler, 4 * 1024 * 1024, fastUnmask());
  * ```
  */
 export function fastUnmask(): Unmask {

@@ -40,9 +40,15 @@ const xor = fastUnmask();
  *
  * @example
  * ```ts
- * server.on("upgrade", (req, socket, head) => {
- *   const ws = acceptWebSocket(socket, req.headers["sec-websocket-key"]!, "binary", head);
- * });
+ * import type http from "node:http";
+ * import type net from "node:net";
+ * import { acceptWebSocket } from "./ws_conn.ts";
+ *
+ * function onUpgrade(server: http.Server) {
+ *   server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Uint8Array) => {
+ *     const ws = acceptWebSocket(socket, req.headers["sec-websocket-key"]!, "binary", head);
+ *   });
+ * }
  * ```
  */
 export function acceptWebSocket(

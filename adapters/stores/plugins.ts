@@ -85,7 +85,9 @@ async function create<T>(
  *
  * @example
  * ```ts
- * const plugin = await loadTokenPlugin("TokenFile", "/etc/websockify/tokens");
+ * import { loadTokenPlugin } from "./plugins.ts";
+ *
+ * const open = () => loadTokenPlugin("TokenFile", "/etc/websockify/tokens");
  * ```
  */
 export async function loadTokenPlugin(
@@ -102,6 +104,8 @@ export async function loadTokenPlugin(
  *
  * @example
  * ```ts
+ * import { loadAuthPlugin } from "./plugins.ts";
+ *
  * const plugin = await loadAuthPlugin("BasicHTTPAuth", "admin:secret");
  * ```
  */

@@ -69,6 +69,8 @@ function apiPlugin(
  *
  * @example
  * ```ts
+ * import { baseTokenApi } from "./token_api.ts";
+ *
  * const plugin = baseTokenApi("http://127.0.0.1:8000/lookup?token=%s");
  * ```
  */
@@ -85,6 +87,8 @@ export function baseTokenApi(
  *
  * @example
  * ```ts
+ * import { jsonTokenApi } from "./token_api.ts";
+ *
  * const plugin = jsonTokenApi("https://inventory.example/vms/%s/console");
  * ```
  */

@@ -87,8 +87,12 @@ export interface TokenFileOptions {
  *
  * @example
  * ```ts
- * const plugin = await tokenFile("/etc/websockify/tokens");
- * await plugin.lookup("vm1"); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ * import { tokenFile } from "./token_file.ts";
+ *
+ * async function lookup(token: string) {
+ *   const plugin = await tokenFile("/etc/websockify/tokens");
+ *   return await plugin.lookup(token); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ * }
  * ```
  */
 export async function tokenFile(
@@ -110,7 +114,9 @@ export async function tokenFile(
  *
  * @example
  * ```ts
- * const plugin = await readOnlyTokenFile("/etc/websockify/tokens");
+ * import { readOnlyTokenFile } from "./token_file.ts";
+ *
+ * const open = () => readOnlyTokenFile("/etc/websockify/tokens");
  * ```
  */
 export async function readOnlyTokenFile(source: string | undefined): Promise<TokenPlugin> {
@@ -125,8 +131,12 @@ export async function readOnlyTokenFile(source: string | undefined): Promise<Tok
  *
  * @example
  * ```ts
- * const plugin = await tokenFileName("/etc/websockify/tokens.d");
- * await plugin.lookup("vm1"); // the target in /etc/websockify/tokens.d/vm1
+ * import { tokenFileName } from "./token_file.ts";
+ *
+ * async function lookup(token: string) {
+ *   const plugin = await tokenFileName("/etc/websockify/tokens.d");
+ *   return await plugin.lookup(token); // the target in /etc/websockify/tokens.d/<token>
+ * }
  * ```
  */
 export async function tokenFileName(source: string | undefined): Promise<TokenPlugin> {

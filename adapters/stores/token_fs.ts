@@ -44,8 +44,15 @@ const RACY_MS = 2000;
  *
  * @example
  * ```ts
- * const get = reloading({ signature: () => statSignature(file), load: () => readTargets(file) });
- * const targets = await get();
+ * import fsp from "node:fs/promises";
+ * import { reloading, statSignature } from "./token_fs.ts";
+ *
+ * const file = "/etc/websockify/tokens";
+ * const get = reloading({
+ *   signature: () => statSignature(file),
+ *   load: () => fsp.readFile(file, "utf8"),
+ * });
+ * // await get() reads the file once, then again only after it changed
  * ```
  */
 export function reloading<T>(options: ReloadingOptions<T>): () => Promise<T> {
@@ -90,7 +97,10 @@ export function reloading<T>(options: ReloadingOptions<T>): () => Promise<T> {
  *
  * @example
  * ```ts
- * (await statSignature("/etc/websockify/tokens")).key; // "2049:4242:120:1732190000123456789:..."
+ * import { statSignature } from "./token_fs.ts";
+ *
+ * const signature = await statSignature("/etc/passwd");
+ * console.log(signature.key); // "2049:4242:120:1732190000123456789:..."
  * ```
  */
 export async function statSignature(file: string): Promise<Signature> {
@@ -104,7 +114,10 @@ export async function statSignature(file: string): Promise<Signature> {
  *
  * @example
  * ```ts
- * statKey(await fsp.stat("/etc/websockify/tokens", { bigint: true }));
+ * import fsp from "node:fs/promises";
+ * import { statKey } from "./token_fs.ts";
+ *
+ * console.log(statKey(await fsp.stat("/etc/passwd", { bigint: true })));
  * ```
  */
 export function statKey(s: BigIntStats): string {
@@ -119,8 +132,11 @@ export function statKey(s: BigIntStats): string {
  *
  * @example
  * ```ts
- * await fileInside("/run/vnc", "vm1.sock"); // "/run/vnc/vm1.sock"
- * await fileInside("/run/vnc", "../etc/passwd"); // undefined
+ * import assert from "node:assert/strict";
+ * import { fileInside } from "./token_fs.ts";
+ *
+ * assert.equal(await fileInside("/etc", "passwd"), "/etc/passwd");
+ * assert.equal(await fileInside("/etc", "../etc/passwd"), undefined);
  * ```
  */
 export async function fileInside(root: string, name: string): Promise<string | undefined> {
@@ -141,7 +157,11 @@ export async function fileInside(root: string, name: string): Promise<string | u
  *
  * @example
  * ```ts
- * (await statIfExists("/run/vnc/vm1.sock"))?.isSocket(); // true
+ * import assert from "node:assert/strict";
+ * import { statIfExists } from "./token_fs.ts";
+ *
+ * assert.equal((await statIfExists("/"))?.isDirectory(), true);
+ * assert.equal(await statIfExists("/no/such/file"), undefined);
  * ```
  */
 export async function statIfExists(file: string): Promise<Stats | undefined> {
@@ -158,7 +178,10 @@ export async function statIfExists(file: string): Promise<Stats | undefined> {
  *
  * @example
  * ```ts
- * isMissing(Object.assign(new Error("x"), { code: "ENOENT" })); // true
+ * import assert from "node:assert/strict";
+ * import { isMissing } from "./token_fs.ts";
+ *
+ * assert.equal(isMissing(Object.assign(new Error("x"), { code: "ENOENT" })), true);
  * ```
  */
 export function isMissing(error: unknown): boolean {
@@ -171,7 +194,12 @@ export function isMissing(error: unknown): boolean {
  *
  * @example
  * ```ts
- * requireSource(undefined, "TokenFile", "FILE"); // throws: TokenFile needs --token-source=FILE
+ * import assert from "node:assert/strict";
+ * import { requireSource } from "./token_fs.ts";
+ *
+ * assert.throws(() => requireSource(undefined, "TokenFile", "FILE"), {
+ *   message: "TokenFile needs --token-source=FILE",
+ * });
  * ```
  */
 export function requireSource(source: string | undefined, plugin: string, what: string): string {
@@ -185,7 +213,10 @@ export function requireSource(source: string | undefined, plugin: string, what: 
  *
  * @example
  * ```ts
- * await requireDirectory("/run/vnc", "UnixDomainSocketDirectory"); // "/run/vnc"
+ * import assert from "node:assert/strict";
+ * import { requireDirectory } from "./token_fs.ts";
+ *
+ * assert.equal(await requireDirectory("/tmp", "UnixDomainSocketDirectory"), "/tmp");
  * ```
  */
 export async function requireDirectory(

@@ -107,8 +107,12 @@ export interface JwtTokenApiOptions {
  *
  * @example
  * ```ts
- * const plugin = await jwtTokenApi("/etc/websockify/jwt.pem");
- * await plugin.lookup("eyJhbGciOiJSUzI1NiJ9..."); // { kind: "tcp", hostname: ..., port: ... }
+ * import { jwtTokenApi } from "./token_jwt.ts";
+ *
+ * async function lookup(token: string) {
+ *   const plugin = await jwtTokenApi("/etc/websockify/jwt.pem");
+ *   return await plugin.lookup(token); // { kind: "tcp", hostname: ..., port: ... }
+ * }
  * ```
  */
 export async function jwtTokenApi(

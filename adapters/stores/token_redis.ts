@@ -13,10 +13,15 @@
  *
  * @example
  * ```ts
+ * import { tokenRedis } from "./token_redis.ts";
+ *
  * // websockify --token-plugin=TokenRedis --token-source='redis.lan::2::vnc' 6080
- * const plugin = await tokenRedis("127.0.0.1:6379");
- * await plugin.lookup("vm1"); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 } or undefined
- * await plugin.close?.();
+ * async function lookup(token: string) {
+ *   const plugin = await tokenRedis("127.0.0.1:6379");
+ *   const target = await plugin.lookup(token); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ *   await plugin.close?.();
+ *   return target;
+ * }
  * ```
  *
  * @module
@@ -51,7 +56,9 @@ function deadline<T>(promise: Promise<T>, ms: number, why: string): Promise<T> {
  * the password or database.
  * @example
  * ```ts
- * const plugin = await tokenRedis('127.0.0.1:6379:0::"vnc:prod"');
+ * import { tokenRedis } from "./token_redis.ts";
+ *
+ * const open = () => tokenRedis('127.0.0.1:6379:0::"vnc:prod"');
  * ```
  */
 export async function tokenRedis(source: string | undefined): Promise<TokenPlugin> {

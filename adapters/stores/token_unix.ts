@@ -15,8 +15,12 @@ import { fileInside, requireDirectory, statIfExists } from "./token_fs.ts";
  *
  * @example
  * ```ts
- * const plugin = await unixSocketDirectory("/run/vnc");
- * await plugin.lookup("vm1.sock"); // { kind: "unix", path: "/run/vnc/vm1.sock" }
+ * import { unixSocketDirectory } from "./token_unix.ts";
+ *
+ * async function lookup(token: string) {
+ *   const plugin = await unixSocketDirectory("/run/vnc");
+ *   return await plugin.lookup(token); // "vm1.sock": { kind: "unix", path: "/run/vnc/vm1.sock" }
+ * }
  * ```
  */
 export async function unixSocketDirectory(source: string | undefined): Promise<TokenPlugin> {

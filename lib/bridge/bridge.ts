@@ -46,9 +46,14 @@ export interface AbortLike {
  *
  * @example
  * ```ts
+ * import type { Conn, WsConn } from "../types.ts";
+ * import { bridge, StopSignal } from "./bridge.ts";
+ *
  * const stop = new StopSignal();
- * bridge(ws, connect, { signal: stop });
- * stop.abort(); // every session closes with 1001
+ * const serve = (ws: WsConn, connect: () => Promise<Conn>) =>
+ *   bridge(ws, connect, { signal: stop });
+ * // at shutdown:
+ * stop.abort(); // every session that serve() started closes with 1001
  * ```
  */
 export class StopSignal implements AbortLike {
@@ -114,8 +119,13 @@ const noop = () => {};
  *
  * @example
  * ```ts
- * const stats = await bridge(ws, () => connect(target), { heartbeatMs: 30_000 });
- * console.log(stats.clientBytes, stats.targetBytes, stats.close.code);
+ * import type { Conn, WsConn } from "../types.ts";
+ * import { bridge } from "./bridge.ts";
+ *
+ * async function serve(ws: WsConn, connect: () => Promise<Conn>) {
+ *   const stats = await bridge(ws, connect, { heartbeatMs: 30_000 });
+ *   console.log(stats.clientBytes, stats.targetBytes, stats.close.code);
+ * }
  * ```
  */
 export async function bridge(

@@ -31,13 +31,19 @@ export const READY: Promise<void> = Promise.resolve();
  *
  * @example
  * ```ts
- * const queue = new ChunkQueue<Uint8Array>(
- *   { pause: () => sock.pause(), resume: () => sock.resume(), cancel: () => {} },
- *   256 * 1024,
- * );
- * sock.on("data", (chunk) => queue.push(chunk));
- * sock.on("end", () => queue.end());
- * const { value } = await queue.read();
+ * import assert from "node:assert/strict";
+ * import { ChunkQueue } from "./chunks.ts";
+ *
+ * const calls: string[] = [];
+ * const queue = new ChunkQueue<Uint8Array>({
+ *   pause: () => calls.push("pause"),
+ *   resume: () => calls.push("resume"),
+ *   cancel: () => {},
+ * }, 4);
+ * queue.push(new Uint8Array(4)); // from the socket's "data" event: full, so it pauses
+ * const { value } = await queue.read(); // drained below the mark: resumes
+ * assert.equal(value?.length, 4);
+ * assert.deepEqual(calls, ["pause", "resume"]);
  * ```
  */
 export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T> {
@@ -155,9 +161,16 @@ export function writableFrom<T>(writer: ChunkWriter<T>): WritableStream<T> {
  *
  * @example
  * ```ts
+ * import type { ChunkReader, ChunkWriter } from "../types.ts";
+ * import { StreamViews } from "./chunks.ts";
+ *
  * class MyConn extends StreamViews<Uint8Array, Uint8Array> {
- *   readonly reader = new ChunkQueue<Uint8Array>(source, 256 * 1024);
- *   readonly writer = mySocketWriter;
+ *   constructor(
+ *     readonly reader: ChunkReader<Uint8Array>,
+ *     readonly writer: ChunkWriter<Uint8Array>,
+ *   ) {
+ *     super();
+ *   }
  * }
  * ```
  */

@@ -46,7 +46,12 @@ export interface Sessions {
  *
  * @example
  * ```ts
- * const sessions = createSessions({ connect: connectNode, log });
+ * import { defaultConnect } from "../../adapters/connect/connect.ts";
+ * import { SILENT_LOGGER } from "../log.ts";
+ * import { createSessions } from "./sessions.ts";
+ *
+ * const sessions = createSessions({ connect: defaultConnect(), log: SILENT_LOGGER });
+ * await sessions.shutdown(); // none open yet
  * ```
  */
 export function createSessions(options: SessionOptions): Sessions {

@@ -292,9 +292,12 @@ function optparseError(error: unknown): UsageError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCliArgs } from "./args.ts";
+ *
  * const options = parseCliArgs(["6080", "localhost:5900"]);
- * if (!options.help) console.log(options.target);
- * // { kind: "tcp", hostname: "localhost", port: 5900 }
+ * assert.ok(!options.help);
+ * assert.deepEqual(options.target, { kind: "tcp", hostname: "localhost", port: 5900 });
  * ```
  */
 export function parseCliArgs(argv: readonly string[]): CliOptions {

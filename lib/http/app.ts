@@ -52,6 +52,11 @@ const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
  *
  * @example
  * ```ts
+ * import { SILENT_LOGGER } from "../log.ts";
+ * import { parseTarget } from "../target.ts";
+ * import { createApp } from "./app.ts";
+ *
+ * const target = parseTarget("localhost:5900");
  * const app = createApp({ resolveTarget: () => target, log: SILENT_LOGGER });
  * ```
  */

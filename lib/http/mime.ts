@@ -43,7 +43,10 @@ const TYPES: Record<string, string> = {
  *
  * @example
  * ```ts
- * contentType("app/ui.js"); // "text/javascript; charset=utf-8"
+ * import assert from "node:assert/strict";
+ * import { contentType } from "./mime.ts";
+ *
+ * assert.equal(contentType("app/ui.js"), "text/javascript; charset=utf-8");
  * ```
  */
 export function contentType(name: string): string {

@@ -11,7 +11,12 @@
  *
  * @example
  * ```ts
- * refuse(403, "Token not present"); // HTTP/1.1 403 Token not present
+ * import assert from "node:assert/strict";
+ * import { refuse } from "./refuse.ts";
+ *
+ * const res = refuse(403, "Token not present"); // HTTP/1.1 403 Token not present
+ * assert.equal(res.statusText, "Token not present");
+ * assert.equal(await res.text(), "Token not present\n");
  * ```
  */
 export function refuse(

@@ -76,7 +76,10 @@ function segments(pathname: string): string[] | undefined {
  *
  * @example
  * ```ts
- * const res = await serveWeb(new Request("http://x/index.html"), { root: "/srv/www", fs });
+ * import { serveWeb, type WebFs } from "./web.ts";
+ *
+ * // adapters/server/web_fs.ts has the WebFs over node:fs.
+ * const serve = (req: Request, fs: WebFs) => serveWeb(req, { root: "/srv/www", fs });
  * ```
  */
 export async function serveWeb(req: Request, options: WebOptions): Promise<Response> {

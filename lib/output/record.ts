@@ -27,7 +27,10 @@ const ESCAPES: Record<number, string> = {
  *
  * @example
  * ```ts
- * escapeRecordBytes(new Uint8Array([0x41, 0x27, 0x00, 0xff])); // "A\\'\\x00\\xff"
+ * import assert from "node:assert/strict";
+ * import { escapeRecordBytes } from "./record.ts";
+ *
+ * assert.equal(escapeRecordBytes(new Uint8Array([0x41, 0x27, 0x00, 0xff])), "A\\'\\x00\\xff");
  * ```
  */
 export function escapeRecordBytes(bytes: Uint8Array): string {
@@ -49,7 +52,11 @@ export function escapeRecordBytes(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * recordFrame(true, 1, new TextEncoder().encode("RFB 003.008\n")); // "'}1}RFB 003.008\\n',\n"
+ * import assert from "node:assert/strict";
+ * import { recordFrame } from "./record.ts";
+ *
+ * const frame = recordFrame(true, 1, new TextEncoder().encode("RFB 003.008\n"));
+ * assert.equal(frame, "'}1}RFB 003.008\\n',\n");
  * ```
  */
 export function recordFrame(fromClient: boolean, ms: number, bytes: Uint8Array): string {

@@ -28,9 +28,12 @@ export type SyslogAddress =
  *
  * @example
  * ```ts
- * parseSyslogAddress("loghost:514"); // { kind: "udp", host: "loghost", port: 514 }
- * parseSyslogAddress("[::1]:514"); // { kind: "udp", host: "::1", port: 514 }
- * parseSyslogAddress("/dev/log"); // { kind: "unix", path: "/dev/log" }
+ * import assert from "node:assert/strict";
+ * import { parseSyslogAddress } from "./syslog.ts";
+ *
+ * assert.deepEqual(parseSyslogAddress("loghost:514"), { kind: "udp", host: "loghost", port: 514 });
+ * assert.deepEqual(parseSyslogAddress("[::1]:514"), { kind: "udp", host: "::1", port: 514 });
+ * assert.deepEqual(parseSyslogAddress("/dev/log"), { kind: "unix", path: "/dev/log" });
  * ```
  */
 export function parseSyslogAddress(text: string): SyslogAddress {
@@ -63,7 +66,10 @@ export interface SyslogFormat {
  *
  * @example
  * ```ts
- * syslogPri("info", FACILITY_USER); // 14
+ * import assert from "node:assert/strict";
+ * import { FACILITY_USER, syslogPri } from "./syslog.ts";
+ *
+ * assert.equal(syslogPri("info", FACILITY_USER), 14);
  * ```
  */
 export function syslogPri(level: Level, facility: number): number {
@@ -79,8 +85,11 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * syslogBody("a\nb"); // the bytes of "a b"
- * syslogBody("é"); // EF BB BF C3 A9
+ * import assert from "node:assert/strict";
+ * import { syslogBody } from "./syslog.ts";
+ *
+ * assert.deepEqual(syslogBody("a\nb"), new TextEncoder().encode("a b"));
+ * assert.deepEqual(syslogBody("é"), new Uint8Array([0xef, 0xbb, 0xbf, 0xc3, 0xa9]));
  * ```
  */
 export function syslogBody(message: string): Uint8Array {
@@ -100,11 +109,18 @@ const ascii = (text: string) => text.replace(/[^\x00-\x7f]/g, "");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { FACILITY_USER, formatSyslog } from "./syslog.ts";
+ *
  * const bytes = formatSyslog("info", "hello", {
- *   legacy: false, facility: FACILITY_USER, hostname: "h", pid: 7,
+ *   legacy: false,
+ *   facility: FACILITY_USER,
+ *   hostname: "h",
+ *   pid: 7,
  *   now: new Date("2026-11-21T10:37:36.123Z"),
  * });
- * new TextDecoder().decode(bytes); // "<14>1 2026-11-21T10:37:36Z h websockify 7 - - hello"
+ * const line = new TextDecoder().decode(bytes);
+ * assert.equal(line, "<14>1 2026-11-21T10:37:36Z h websockify 7 - - hello");
  * ```
  */
 export function formatSyslog(
@@ -135,7 +151,14 @@ export function formatSyslog(
  *
  * @example
  * ```ts
- * const log = teeLogger(createLogger({ write: console.error }), (level, message) => {});
+ * import { createLogger } from "../log.ts";
+ * import { teeLogger } from "./syslog.ts";
+ *
+ * const lines: string[] = [];
+ * const log = teeLogger(createLogger({ write: console.error }), (level, message) => {
+ *   lines.push(`${level} ${message}`);
+ * });
+ * log.info("hello"); // on stderr, and "info hello" in lines
  * ```
  */
 export function teeLogger(

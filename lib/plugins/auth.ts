@@ -30,6 +30,8 @@ function sameText(a: string, b: string): boolean {
  *
  * @example
  * ```ts
+ * import { basicHttpAuth } from "./auth.ts";
+ *
  * const plugin = basicHttpAuth("admin:secret");
  * ```
  */
@@ -75,6 +77,8 @@ function words(source: string | undefined, plugin: string): string[] {
  *
  * @example
  * ```ts
+ * import { expectOrigin } from "./auth.ts";
+ *
  * const plugin = expectOrigin("https://console.example https://admin.example");
  * ```
  */
@@ -99,6 +103,8 @@ export function expectOrigin(source: string | undefined): AuthPlugin {
  *
  * @example
  * ```ts
+ * import { clientCertCnAuth } from "./auth.ts";
+ *
  * const plugin = clientCertCnAuth("alice bob");
  * ```
  */
@@ -138,7 +144,10 @@ function pluginHeaders(headers: Headers, peerCn: string | undefined): Headers {
  *
  * @example
  * ```ts
- * const authenticate = createAuthenticate(basicHttpAuth("u:p"), log);
+ * import { SILENT_LOGGER } from "../log.ts";
+ * import { basicHttpAuth, createAuthenticate } from "./auth.ts";
+ *
+ * const authenticate = createAuthenticate(basicHttpAuth("u:p"), SILENT_LOGGER);
  * ```
  */
 export function createAuthenticate(plugin: AuthPlugin, log: Logger): Authenticate {

@@ -97,7 +97,16 @@ export interface AuthenticationErrorOptions {
  *
  * @example
  * ```ts
- * throw new AuthenticationError("Invalid Origin", { status: 403 });
+ * import type { AuthPlugin } from "./plugins.ts";
+ * import { AuthenticationError } from "./plugins.ts";
+ *
+ * const plugin: AuthPlugin = {
+ *   authenticate({ headers }) {
+ *     if (headers.get("origin") !== "https://console.example") {
+ *       throw new AuthenticationError("Invalid Origin", { status: 403 });
+ *     }
+ *   },
+ * };
  * ```
  */
 export class AuthenticationError extends Error {

@@ -17,8 +17,12 @@ import { formatAddr } from "../target.ts";
  *
  * @example
  * ```ts
- * tokenFromRequest(new Request("http://h/websockify?token=a%20b"), false); // "a b"
- * tokenFromRequest(new Request("http://h/", { headers: { host: "vm1.example:6080" } }), true); // "vm1.example"
+ * import assert from "node:assert/strict";
+ * import { tokenFromRequest } from "./token.ts";
+ *
+ * assert.equal(tokenFromRequest(new Request("http://h/websockify?token=a%20b"), false), "a b");
+ * const req = new Request("http://h/", { headers: { host: "vm1.example:6080" } });
+ * assert.equal(tokenFromRequest(req, true), "vm1.example");
  * ```
  */
 export function tokenFromRequest(req: Request, hostToken: boolean): string | undefined {
@@ -48,7 +52,15 @@ export interface TokenResolverOptions {
  *
  * @example
  * ```ts
- * const resolveTarget = createTokenResolver({ plugin, log });
+ * import { SILENT_LOGGER } from "../log.ts";
+ * import { parseTarget } from "../target.ts";
+ * import { createTokenResolver } from "./token.ts";
+ *
+ * const vm1 = parseTarget("10.0.0.5:5900");
+ * const resolveTarget = createTokenResolver({
+ *   plugin: { lookup: (token) => token === "vm1" ? vm1 : undefined },
+ *   log: SILENT_LOGGER,
+ * });
  * ```
  */
 export function createTokenResolver(options: TokenResolverOptions): ResolveTarget {

@@ -16,9 +16,15 @@ import type { Target } from "../types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseTokenFiles } from "./token_file.ts";
+ *
  * const targets = parseTokenFiles(["# VMs\nvm1: 10.0.0.5:5900\nvm2: [::1]:5901\n"], "tokens.cfg");
- * targets.get("vm2"); // { kind: "tcp", hostname: "::1", port: 5901 }
- * parseTokenFiles(["vm1:10.0.0.5:5900"], "tokens.cfg"); // throws: Syntax error in tokens.cfg on line 1
+ * assert.deepEqual(targets.get("vm2"), { kind: "tcp", hostname: "::1", port: 5901 });
+ * assert.throws(
+ *   () => parseTokenFiles(["vm1:10.0.0.5:5900"], "tokens.cfg"),
+ *   /Syntax error in tokens.cfg on line 1/,
+ * );
  * ```
  */
 export function parseTokenFiles(texts: readonly string[], source: string): Map<string, Target> {

@@ -14,7 +14,10 @@
  *
  * @example
  * ```ts
- * decodeSymmetricKey("secret_sauce\n").length; // 9: upstream's test fixture
+ * import assert from "node:assert/strict";
+ * import { decodeSymmetricKey } from "./token_jwt.ts";
+ *
+ * assert.equal(decodeSymmetricKey("secret_sauce\n").length, 9); // upstream's test fixture
  * ```
  */
 export function decodeSymmetricKey(text: string): Uint8Array {

@@ -11,10 +11,19 @@
  *
  * @example
  * ```ts
- * parseRedisSource('redis.lan:6380:2::"vnc:tokens"');
- * // { host: "redis.lan", port: 6380, db: 2, prefix: "vnc:tokens:" }
- * parseRedisValue('{"host": "10.0.0.5:5900"}', "vnc:tokens:t1");
- * // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ * import assert from "node:assert/strict";
+ * import { parseRedisSource, parseRedisValue } from "./token_redis.ts";
+ *
+ * assert.deepEqual(parseRedisSource('redis.lan:6380:2::"vnc:tokens"'), {
+ *   host: "redis.lan",
+ *   port: 6380,
+ *   db: 2,
+ *   prefix: "vnc:tokens:",
+ * });
+ * assert.deepEqual(
+ *   parseRedisValue('{"host": "10.0.0.5:5900"}', "vnc:tokens:t1"),
+ *   { kind: "tcp", hostname: "10.0.0.5", port: 5900 },
+ * );
  * ```
  *
  * @module
@@ -46,8 +55,11 @@ const sourceError = (why: string) =>
  *
  * @example
  * ```ts
- * splitRedisSource('h::::"ns1:ns2"'); // ["h", "", "", "", "ns1:ns2"]
- * splitRedisSource("[::1]:6380"); // ["::1", "6380"]
+ * import assert from "node:assert/strict";
+ * import { splitRedisSource } from "./token_redis.ts";
+ *
+ * assert.deepEqual(splitRedisSource('h::::"ns1:ns2"'), ["h", "", "", "", "ns1:ns2"]);
+ * assert.deepEqual(splitRedisSource("[::1]:6380"), ["::1", "6380"]);
  * ```
  */
 export function splitRedisSource(source: string): string[] {
@@ -89,8 +101,13 @@ function integer(text: string, what: string, min: number, max: number): number {
  * @throws {ConfigError} When the source is missing or malformed.
  * @example
  * ```ts
- * parseRedisSource("localhost"); // { host: "localhost", port: 6379, db: 0, prefix: "" }
- * parseRedisSource("10.0.0.2:::s3cret:vnc"); // { ..., password: "s3cret", prefix: "vnc:" }
+ * import assert from "node:assert/strict";
+ * import { parseRedisSource } from "./token_redis.ts";
+ *
+ * const local = { host: "localhost", port: 6379, db: 0, prefix: "" };
+ * assert.deepEqual(parseRedisSource("localhost"), local);
+ * assert.equal(parseRedisSource("10.0.0.2:::s3cret:vnc").password, "s3cret");
+ * assert.equal(parseRedisSource("10.0.0.2:::s3cret:vnc").prefix, "vnc:");
  * ```
  */
 export function parseRedisSource(source: string | undefined): RedisSource {
@@ -136,8 +153,12 @@ function target(value: string): Target | undefined {
  * @throws {SyntaxError} When the value holds no `host:port`.
  * @example
  * ```ts
- * parseRedisValue(" 10.0.0.5:5900\n", "t1"); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
- * parseRedisValue('{"host": "::1:5900"}', "t1"); // { kind: "tcp", hostname: "::1", port: 5900 }
+ * import assert from "node:assert/strict";
+ * import { parseRedisValue } from "./token_redis.ts";
+ *
+ * const vm = { kind: "tcp", hostname: "10.0.0.5", port: 5900 };
+ * assert.deepEqual(parseRedisValue(" 10.0.0.5:5900\n", "t1"), vm);
+ * assert.deepEqual(parseRedisValue('{"host": "::1:5900"}', "t1"), { ...vm, hostname: "::1" });
  * ```
  */
 export function parseRedisValue(value: string, key: string): Target {

@@ -15,8 +15,12 @@ import type { Target } from "../types.ts";
  *
  * @example
  * ```ts
- * parseHostPort(" vnc1.example:5901\n"); // { kind: "tcp", hostname: "vnc1.example", port: 5901 }
- * parseHostPort("::1:5900"); // { kind: "tcp", hostname: "::1", port: 5900 }
+ * import assert from "node:assert/strict";
+ * import { parseHostPort } from "./token_target.ts";
+ *
+ * const vnc1 = parseHostPort(" vnc1.example:5901\n");
+ * assert.deepEqual(vnc1, { kind: "tcp", hostname: "vnc1.example", port: 5901 });
+ * assert.deepEqual(parseHostPort("::1:5900"), { kind: "tcp", hostname: "::1", port: 5900 });
  * ```
  */
 export function parseHostPort(text: string): Target {
@@ -37,7 +41,11 @@ export function parseHostPort(text: string): Target {
  *
  * @example
  * ```ts
- * targetFromObject({ host: "10.0.0.5", port: "5900" }); // { kind: "tcp", hostname: "10.0.0.5", port: 5900 }
+ * import assert from "node:assert/strict";
+ * import { targetFromObject } from "./token_target.ts";
+ *
+ * const target = targetFromObject({ host: "10.0.0.5", port: "5900" });
+ * assert.deepEqual(target, { kind: "tcp", hostname: "10.0.0.5", port: 5900 });
  * ```
  */
 export function targetFromObject(value: unknown): Target {
@@ -65,7 +73,11 @@ export function targetFromObject(value: unknown): Target {
  *
  * @example
  * ```ts
- * tokenUrl("http://api/lookup?token=%s", "a b/c"); // "http://api/lookup?token=a%20b%2Fc"
+ * import assert from "node:assert/strict";
+ * import { tokenUrl } from "./token_target.ts";
+ *
+ * const url = tokenUrl("http://api/lookup?token=%s", "a b/c");
+ * assert.equal(url, "http://api/lookup?token=a%20b%2Fc");
  * ```
  */
 export function tokenUrl(template: string, token: string): string {

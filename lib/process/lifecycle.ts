@@ -39,7 +39,15 @@ export interface Lifecycle {
  *
  * @example
  * ```ts
- * const lifecycle = watchLifecycle({ idleTimeout: 60, log }, hooks);
+ * import { SILENT_LOGGER } from "../log.ts";
+ * import { watchLifecycle } from "./lifecycle.ts";
+ *
+ * const lifecycle = watchLifecycle({ idleTimeout: 60, log: SILENT_LOGGER }, {
+ *   connections: () => 0,
+ *   stopListening: () => {},
+ *   shutdown: () => console.log("no connection for 60 s"),
+ * });
+ * lifecycle.dispose();
  * ```
  */
 export function watchLifecycle(options: LifecycleOptions, hooks: LifecycleHooks): Lifecycle {

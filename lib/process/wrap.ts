@@ -48,9 +48,15 @@ export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV];
  *
  * @example
  * ```ts
- * wrapEnv({ PATH: "/bin", LD_PRELOAD: "/x.so" }, "/c/rebind.so", 6080, 40123);
- * // { PATH: "/bin", LD_PRELOAD: "/c/rebind.so:/x.so",
- * //   REBIND_OLD_PORT: "6080", REBIND_NEW_PORT: "40123" }
+ * import assert from "node:assert/strict";
+ * import { wrapEnv } from "./wrap.ts";
+ *
+ * assert.deepEqual(wrapEnv({ PATH: "/bin", LD_PRELOAD: "/x.so" }, "/c/rebind.so", 6080, 40123), {
+ *   PATH: "/bin",
+ *   LD_PRELOAD: "/c/rebind.so:/x.so",
+ *   REBIND_OLD_PORT: "6080",
+ *   REBIND_NEW_PORT: "40123",
+ * });
  * ```
  */
 export function wrapEnv(
@@ -78,8 +84,11 @@ export function wrapEnv(
  *
  * @example
  * ```ts
- * respawnDelay([], 0); // 0
- * respawnDelay([0, 500, 1000], 1000); // 9500
+ * import assert from "node:assert/strict";
+ * import { respawnDelay } from "./wrap.ts";
+ *
+ * assert.equal(respawnDelay([], 0), 0);
+ * assert.equal(respawnDelay([0, 500, 1000], 1000), 9500);
  * ```
  */
 export function respawnDelay(starts: readonly number[], now: number): number {
@@ -95,7 +104,10 @@ export function respawnDelay(starts: readonly number[], now: number): number {
  *
  * @example
  * ```ts
- * commandText(["vncserver", ":1"]); // "vncserver :1"
+ * import assert from "node:assert/strict";
+ * import { commandText } from "./wrap.ts";
+ *
+ * assert.equal(commandText(["vncserver", ":1"]), "vncserver :1");
  * ```
  */
 export function commandText(command: readonly string[]): string {

@@ -61,8 +61,12 @@ export type Unmask = (bytes: Uint8Array, mask: Uint8Array, phase: number) => voi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { unmask } from "./frames.ts";
+ *
  * const bytes = new Uint8Array([1, 2, 3]);
- * unmask(bytes, new Uint8Array([1, 2, 3, 4]), 0); // bytes is now [0, 0, 0]
+ * unmask(bytes, new Uint8Array([1, 2, 3, 4]), 0);
+ * assert.deepEqual(bytes, new Uint8Array([0, 0, 0]));
  * ```
  */
 export function unmask(bytes: Uint8Array, mask: Uint8Array, phase: number): void {
@@ -86,7 +90,10 @@ export function unmask(bytes: Uint8Array, mask: Uint8Array, phase: number): void
  *
  * @example
  * ```ts
- * frameHead(OP_BINARY, 3); // Uint8Array [0x82, 3]
+ * import assert from "node:assert/strict";
+ * import { frameHead, OP_BINARY } from "./frames.ts";
+ *
+ * assert.deepEqual(frameHead(OP_BINARY, 3), new Uint8Array([0x82, 3]));
  * ```
  */
 export function frameHead(opcode: number, length: number): Uint8Array {
@@ -108,7 +115,10 @@ export function frameHead(opcode: number, length: number): Uint8Array {
  *
  * @example
  * ```ts
- * controlFrame(OP_PONG, new Uint8Array([7])); // Uint8Array [0x8a, 1, 7]
+ * import assert from "node:assert/strict";
+ * import { controlFrame, OP_PONG } from "./frames.ts";
+ *
+ * assert.deepEqual(controlFrame(OP_PONG, new Uint8Array([7])), new Uint8Array([0x8a, 1, 7]));
  * ```
  */
 export function controlFrame(opcode: number, payload: Uint8Array): Uint8Array {
@@ -125,7 +135,10 @@ export function controlFrame(opcode: number, payload: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * closePayload(1000, "bye"); // Uint8Array [0x03, 0xe8, 0x62, 0x79, 0x65]
+ * import assert from "node:assert/strict";
+ * import { closePayload } from "./frames.ts";
+ *
+ * assert.deepEqual(closePayload(1000, "bye"), new Uint8Array([0x03, 0xe8, 0x62, 0x79, 0x65]));
  * ```
  */
 export function closePayload(code?: number, reason = ""): Uint8Array {
@@ -149,15 +162,21 @@ function validCloseCode(code: number): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { FrameParser } from "./frames.ts";
+ *
+ * const received: Uint8Array[] = [];
  * const parser = new FrameParser({
- *   receiveData: (bytes) => target.write(bytes),
+ *   receiveData: (bytes) => received.push(bytes.slice()),
  *   receiveText: (message) => console.log(message),
- *   receivePing: (payload) => sendPong(payload),
+ *   receivePing: (payload) => console.log("ping", payload),
  *   receivePong: () => {},
- *   receiveClose: (code, reason) => echoClose(code, reason),
- *   protocolError: (code, reason) => sendClose(code, reason),
+ *   receiveClose: (code, reason) => console.log("close", code, reason),
+ *   protocolError: (code, reason) => console.log("refuse", code, reason),
  * }, 4 * 1024 * 1024);
- * socket.on("data", (chunk) => parser.push(chunk));
+ * // A masked binary frame [1, 2] with mask 0: socket.on("data", (chunk) => parser.push(chunk))
+ * parser.push(new Uint8Array([0x82, 0x82, 0, 0, 0, 0, 1, 2]));
+ * assert.deepEqual(received, [new Uint8Array([1, 2])]);
  * ```
  */
 export class FrameParser {

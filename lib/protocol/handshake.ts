@@ -21,9 +21,12 @@ export type HandshakeResult =
  *
  * @example
  * ```ts
- * selectSubprotocol("base64, binary"); // "binary"
- * selectSubprotocol(null); // ""
- * selectSubprotocol("chat"); // undefined
+ * import assert from "node:assert/strict";
+ * import { selectSubprotocol } from "./handshake.ts";
+ *
+ * assert.equal(selectSubprotocol("base64, binary"), "binary");
+ * assert.equal(selectSubprotocol(null), "");
+ * assert.equal(selectSubprotocol("chat"), undefined);
  * ```
  */
 export function selectSubprotocol(header: string | null): Subprotocol | undefined {
@@ -39,8 +42,14 @@ export function selectSubprotocol(header: string | null): Subprotocol | undefine
  *
  * @example
  * ```ts
- * checkHandshake(new Headers({ "sec-websocket-key": "x" }));
- * // { ok: false, status: 400, reason: "Missing Sec-WebSocket-Version header" }
+ * import assert from "node:assert/strict";
+ * import { checkHandshake } from "./handshake.ts";
+ *
+ * assert.deepEqual(checkHandshake(new Headers({ "sec-websocket-key": "x" })), {
+ *   ok: false,
+ *   status: 400,
+ *   reason: "Missing Sec-WebSocket-Version header",
+ * });
  * ```
  */
 export function checkHandshake(headers: Headers): HandshakeResult {

@@ -20,7 +20,10 @@ const HOST = /^(?:(?:[\w\-.~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*|\[[0-9A-Fa-f:.]+\])(?
  *
  * @example
  * ```ts
- * requestUrl("h:6080", "/?token=a"); // "http://h:6080/?token=a"
+ * import assert from "node:assert/strict";
+ * import { requestUrl } from "./host.ts";
+ *
+ * assert.equal(requestUrl("h:6080", "/?token=a"), "http://h:6080/?token=a");
  * ```
  */
 export function requestUrl(host: string | undefined, target: string): string {

@@ -21,8 +21,11 @@ export type FirstBytes = "tls" | "policy" | "plain" | "more";
  *
  * @example
  * ```ts
- * classifyFirstBytes(new Uint8Array([0x16, 3, 1])); // "tls"
- * classifyFirstBytes(new TextEncoder().encode("GET / HTTP/1.1")); // "plain"
+ * import assert from "node:assert/strict";
+ * import { classifyFirstBytes } from "./sniff.ts";
+ *
+ * assert.equal(classifyFirstBytes(new Uint8Array([0x16, 3, 1])), "tls");
+ * assert.equal(classifyFirstBytes(new TextEncoder().encode("GET / HTTP/1.1")), "plain");
  * ```
  */
 export function classifyFirstBytes(bytes: Uint8Array): FirstBytes {

@@ -46,10 +46,13 @@ const decoder = new TextDecoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseUpgradeHead } from "./upgrade_head.ts";
+ *
  * const bytes = new TextEncoder().encode(
  *   "GET /?token=a HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
  * );
- * parseUpgradeHead(bytes)?.path; // "/?token=a"
+ * assert.equal(parseUpgradeHead(bytes)?.path, "/?token=a");
  * ```
  */
 export function parseUpgradeHead(bytes: Uint8Array): UpgradeHead | undefined {
