@@ -24,6 +24,8 @@ export interface SyslogSink {
 export interface SyslogSinkOptions {
   readonly legacy: boolean;
   readonly facility: number;
+  /** The process id in each message; default this process's. */
+  readonly pid?: number;
   /** Told once per kind of failure (e.g. no `logger` command); never throws. */
   readonly onError?: (message: string) => void;
 }
@@ -56,7 +58,7 @@ export function createSyslogSink(address: SyslogAddress, options: SyslogSinkOpti
     legacy: options.legacy,
     facility: options.facility,
     hostname: os.hostname(),
-    pid: process.pid,
+    pid: options.pid ?? process.pid,
     stream,
   });
   const onError = options.onError ?? (() => {});

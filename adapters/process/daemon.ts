@@ -33,7 +33,9 @@ export function isDaemonChild(): boolean {
 }
 
 /**
- * Starts the detached child and never returns: exits 0 when it is ready.
+ * Starts the detached child and relays its start-up lines to `stderr`;
+ * resolves with 0 once the child is ready, or with its status if it ends
+ * first. The caller then exits with that status at once.
  *
  * @example
  * ```ts
@@ -41,31 +43,33 @@ export function isDaemonChild(): boolean {
  * import { daemonize, isDaemonChild } from "./daemon.ts";
  *
  * async function start(options: { daemon: boolean }) {
- *   if (options.daemon && !isDaemonChild()) await daemonize(process.argv.slice(2));
+ *   if (options.daemon && !isDaemonChild()) {
+ *     process.exit(await daemonize(process.argv.slice(2), (text) => process.stderr.write(text)));
+ *   }
  * }
  * ```
  */
-export function daemonize(args: string[]): Promise<never> {
+export function daemonize(args: string[], stderr: (text: string) => void): Promise<number> {
   const [cmd, argv] = selfCommand(args);
   const child = spawn(cmd, argv, {
     detached: true,
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, [DAEMON_ENV]: "1" },
   });
-  return new Promise<never>(() => {
+  return new Promise<number>((resolve) => {
     let text = "";
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       text += chunk;
       const ready = text.indexOf(READY);
-      process.stderr.write(ready < 0 ? chunk : text.slice(0, ready));
+      stderr(ready < 0 ? chunk : text.slice(0, ready));
       if (ready >= 0) {
         child.stderr!.destroy();
         child.unref();
-        process.exit(0);
+        resolve(0);
       }
       text = ready < 0 ? "" : text;
     });
-    child.once("exit", (code) => process.exit(code ?? 1));
+    child.once("exit", (code) => resolve(code ?? 1));
   });
 }
 
@@ -93,7 +97,7 @@ export function daemonReady(): void {
  * const savePid = () => writePidFile("/run/websockify.pid");
  * ```
  */
-export function writePidFile(file: string): void {
+export function writePidFile(file: string, pid: number = process.pid): void {
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
   const create = () => fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
   let fd: number;
@@ -101,12 +105,12 @@ export function writePidFile(file: string): void {
     fd = create();
   } catch (error) {
     if ((error as { code?: unknown }).code !== "EEXIST") throw error;
-    removeStalePidFile(file);
+    removeStalePidFile(file, pid);
     fd = create(); // EEXIST again: another start won the race
   }
   let stat: fs.Stats;
   try {
-    fs.writeSync(fd, `${process.pid}\n`);
+    fs.writeSync(fd, `${pid}\n`);
     stat = fs.fstatSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -120,7 +124,7 @@ export function writePidFile(file: string): void {
 }
 
 /** Removes a pid file left by a process that is gone; throws if it is not one. */
-function removeStalePidFile(file: string): void {
+function removeStalePidFile(file: string, self: number): void {
   if (fs.lstatSync(file).isSymbolicLink()) throw new Error("is a symbolic link");
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   let text: string;
@@ -132,7 +136,7 @@ function removeStalePidFile(file: string): void {
   }
   if (!/^\d*$/.test(text)) throw new Error("exists and does not hold a process id");
   const pid = Number(text);
-  if (pid > 0 && pid !== process.pid && processAlive(pid)) {
+  if (pid > 0 && pid !== self && processAlive(pid)) {
     throw new Error(`process ${pid} is running`);
   }
   fs.rmSync(file);

@@ -1,0 +1,175 @@
+/**
+ * The `websockify` command as a function: parses arguments, starts the
+ * proxy, logs to stderr and ends with 0 on SIGINT/SIGTERM after closing
+ * sessions with 1001. Every start-up problem is one `websockify: error:`
+ * line and a non-zero status. `cli.ts` runs it on this process; tests run
+ * it on a host of their own.
+ *
+ * @module
+ */
+import path from "node:path";
+import { type CliOptions, type CliRun, HELP, parseCliArgs } from "../../lib/cli/args.ts";
+import { describeError } from "../../lib/errors.ts";
+import { formatAddr, UsageError } from "../../lib/target.ts";
+import { daemonize, daemonReady, isDaemonChild, writePidFile } from "../process/daemon.ts";
+import {
+  exitWithParent,
+  isClusterPrimary,
+  probePort,
+  startWorkers,
+  workerIndex,
+  workerNumber,
+  type Workers,
+} from "../process/workers.ts";
+import { banner, describeListen } from "./banner.ts";
+import { CliExit, type CliHost, fail, usageError } from "./host.ts";
+import { type CliLogs, openLogs } from "./logs.ts";
+import { type Signals, signalsOf, STOP_GRACE_MS } from "./signals.ts";
+import { startServer } from "./startup.ts";
+
+export type { CliHost, CliSignal } from "./host.ts";
+export { processHost } from "./host.ts";
+
+/**
+ * Runs the command with `argv` (the arguments after the program name) and
+ * resolves with its exit status once it is over; then it has called
+ * `host.exit()` with that status, except after `--help`.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCli(process.argv.slice(2), processHost());
+ * ```
+ */
+export async function runCli(argv: string[], host: CliHost): Promise<number> {
+  const signals = signalsOf(host);
+  let status: number;
+  try {
+    const options = parseOrExit(argv, host);
+    if (options.help) {
+      host.stdout(`${HELP}\n`);
+      return 0;
+    }
+    status = await run(options, argv, host, signals);
+  } catch (error) {
+    if (!(error instanceof CliExit)) host.stderr(`websockify: error: ${describeError(error)}\n`);
+    status = error instanceof CliExit ? error.status : 1;
+  }
+  signals.offAll();
+  host.exit(status);
+  return status;
+}
+
+/** Parses `argv`; a usage error ends the run with the usage and 2, as optparse. */
+function parseOrExit(argv: string[], host: CliHost): CliOptions {
+  try {
+    return parseCliArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    return usageError(host, error.message);
+  }
+}
+
+/** Serves until the server closes or a signal stops it; resolves with the status. */
+async function run(
+  options: CliRun,
+  argv: string[],
+  host: CliHost,
+  signals: Signals,
+): Promise<number> {
+  const { lifecycle } = options;
+  if (lifecycle.daemon && !isDaemonChild()) return await daemonize(argv, host.stderr);
+  const logs = openLogs(options, host, signals);
+  const { log } = logs;
+  exitWithParent();
+  const listenText = describeListen(options);
+  // Before the banner and before listening: a second instance stops here.
+  if (lifecycle.pidFile !== undefined && workerNumber() === 0) {
+    const file = path.resolve(host.cwd, lifecycle.pidFile);
+    try {
+      writePidFile(file, host.pid);
+    } catch (error) {
+      fail(host, `Cannot write pid file ${file}: ${describeError(error)}`, 1);
+    }
+  }
+  // Workers share the port with SO_REUSEPORT (or the cluster's one socket), so
+  // it must be free first: an old instance's workers would share it too.
+  let port: number | undefined;
+  if (lifecycle.workers > 1 && workerNumber() === 0) {
+    try {
+      port = await probePort(options.listen!.hostname, options.listen!.port, options.preferIpv6);
+    } catch (error) {
+      fail(host, `Cannot listen on ${listenText}: ${describeError(error)}`, 1);
+    }
+  }
+  if (isClusterPrimary(lifecycle.workers) && workerNumber() === 0) {
+    return superviseCluster(options, argv, logs, signals);
+  }
+  const { server, settings, wrap } = await startServer(options, host, log, port, listenText);
+  return new Promise<number>((resolve) => {
+    // --run-once, --timeout and --idle-timeout end the server by themselves.
+    let status = 0; // the wrapped program's, with --wrap-mode=exit
+    let workers: Workers | undefined;
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    server.closed.then(() => Promise.all([wrap?.stop(), workers?.stop()])).then(() => logs.close())
+      .then(() => {
+        clearTimeout(grace);
+        resolve(status);
+      });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`Got ${signal}, closing ${server.sessions} session(s)`);
+      // Bounded: a session that does not close in time is cut.
+      grace = setTimeout(() => resolve(status), STOP_GRACE_MS);
+      grace.unref();
+      server.close();
+      wrap?.stop();
+      workers?.stop();
+    };
+    // Before the banner: whoever reads "Listen on" may signal at once.
+    signals.onStop(stop);
+
+    // One banner: the other workers say that they are listening.
+    if (workerIndex(lifecycle.workers) <= 1) {
+      banner(log, options, settings, server, host.cwd, wrap);
+      if (options.traffic) {
+        host.stdout("Traffic Legend:\n    } - Client receive\n    { - Target receive\n");
+      }
+      if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
+    } else log.info(`Worker listening on ${formatAddr(server.addr)}`);
+    if (lifecycle.workers > 1 && workerNumber() === 0) {
+      workers = startWorkers(lifecycle.workers, argv, log, server.addr.port);
+    }
+    if (isDaemonChild()) daemonReady();
+    wrap?.start(server.addr.port);
+    wrap?.ended.then((code) => {
+      status = code;
+      stop("exit of the wrapped command");
+    });
+  });
+}
+
+/** `--workers` on Node: this process only forks, watches and stops the workers. */
+function superviseCluster(
+  options: CliRun,
+  argv: string[],
+  logs: CliLogs,
+  signals: Signals,
+): Promise<number> {
+  const { lifecycle } = options;
+  const { log } = logs;
+  log.info(`Serving ${describeListen(options)} from ${lifecycle.workers} worker processes`);
+  const workers = startWorkers(lifecycle.workers, argv, log);
+  if (isDaemonChild()) daemonReady();
+  return new Promise((resolve) => {
+    let stopping = false;
+    signals.onStop((signal) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`Got ${signal}, stopping ${lifecycle.workers} workers`);
+      setTimeout(() => resolve(0), STOP_GRACE_MS).unref();
+      workers.stop().then(() => logs.close()).then(() => resolve(0));
+    });
+  });
+}
