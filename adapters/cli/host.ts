@@ -36,7 +36,10 @@ export interface CliHost {
  *
  * @example
  * ```ts
- * process.exitCode = await runCli(process.argv.slice(2), processHost());
+ * import { processHost } from "./host.ts";
+ *
+ * const host = processHost();
+ * host.stdout("hello\n");
  * ```
  */
 export function processHost(): CliHost {

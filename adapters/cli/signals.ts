@@ -24,10 +24,12 @@ export interface Signals {
  *
  * @example
  * ```ts
- * const signals = signalsOf(host);
- * signals.onStop((signal) => server.close());
- * // ... once closed:
- * signals.offAll();
+ * import { processHost } from "./host.ts";
+ * import { signalsOf } from "./signals.ts";
+ *
+ * const signals = signalsOf(processHost());
+ * signals.onStop((signal) => console.log(`stopping on ${signal}`));
+ * signals.offAll(); // once stopped
  * ```
  */
 export function signalsOf(host: CliHost): Signals {
