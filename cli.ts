@@ -36,7 +36,7 @@ import {
   parseCliArgs,
   USAGE,
 } from "./lib/cli/args.ts";
-import { describeError } from "./lib/errors.ts";
+import { describeError, UsageError } from "./lib/errors.ts";
 import { createLogger, type Logger, prefixLogger } from "./lib/log.ts";
 import {
   FACILITY_DAEMON,
@@ -46,7 +46,7 @@ import {
   teeLogger,
 } from "./lib/output/syslog.ts";
 import type { TokenPlugin } from "./lib/plugins/plugins.ts";
-import { formatAddr, formatTarget, UsageError } from "./lib/target.ts";
+import { formatAddr, formatTarget } from "./lib/target.ts";
 import {
   ConfigError,
   loadAuthPlugin,

@@ -46,12 +46,16 @@ export {
   StopSignal,
 } from "./lib/bridge/bridge.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
-export { formatAddr, parseListen, parseTarget, UsageError } from "./lib/target.ts";
-export { TlsConfigError, type TlsOptions } from "./adapters/server/tls.ts";
-export { ConfigError } from "./lib/errors.ts";
+export { formatAddr, parseListen, parseTarget } from "./lib/target.ts";
+export type { TlsOptions } from "./adapters/server/tls.ts";
 export {
   AuthenticationError,
   type AuthenticationErrorOptions,
+  ConfigError,
+  TlsConfigError,
+  UsageError,
+} from "./lib/errors.ts";
+export {
   type AuthPlugin,
   type AuthPluginFactory,
   type AuthRequest,

@@ -4,13 +4,8 @@
  *
  * @module
  */
+import { UsageError } from "./errors.ts";
 import type { NetAddr, Target } from "./types.ts";
-
-/** A command-line value that cannot be used; the message is upstream's text. */
-export class UsageError extends Error {
-  /** The class name, for logs. */
-  override name = "UsageError";
-}
 
 function parsePort(text: string, min: number): number | undefined {
   if (!/^\d{1,5}$/.test(text)) return undefined;

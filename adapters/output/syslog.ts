@@ -9,6 +9,7 @@ import dgram from "node:dgram";
 import dns from "node:dns";
 import os from "node:os";
 import process from "node:process";
+import { errorText } from "../../lib/errors.ts";
 import type { Level } from "../../lib/log.ts";
 import { formatSyslog, type SyslogAddress, type SyslogFormat } from "../../lib/output/syslog.ts";
 import { settle, unixSyslog } from "./syslog_unix.ts";
@@ -92,7 +93,7 @@ function udpSyslog(
       if (error) {
         queue.length = 0;
         retryAt = Date.now() + RETRY_MS;
-        if (!warned) onError(`syslog: cannot resolve ${host}: ${error.message}`);
+        if (!warned) onError(`syslog: cannot resolve ${host}: ${errorText(error)}`);
         warned = true;
         return;
       }

@@ -21,6 +21,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
+import { errorText } from "../../lib/errors.ts";
 import type { Level } from "../../lib/log.ts";
 import { formatSyslog, syslogBody, type SyslogFormat, syslogPri } from "../../lib/output/syslog.ts";
 import type { SyslogSink } from "./syslog.ts";
@@ -152,7 +153,7 @@ export function unixSyslog(
     proc.stdin!.on("error", () => {});
     proc.unref();
     proc.once("error", (error) => {
-      if (!warned) onError(`syslog: cannot run logger(1) for ${path}: ${error.message}`);
+      if (!warned) onError(`syslog: cannot run logger(1) for ${path}: ${errorText(error)}`);
       warned = true;
       lost(proc, NO_LOGGER_MS);
     });

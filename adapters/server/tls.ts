@@ -8,7 +8,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
-import { ConfigError, errorText } from "../../lib/errors.ts";
+import { errorText, TlsConfigError } from "../../lib/errors.ts";
 
 /** Server TLS settings, file paths as given on the command line. */
 export interface TlsOptions {
@@ -32,12 +32,6 @@ export interface TlsOptions {
   readonly verifyClient?: boolean;
   /** PEM CA bundle for client certificates; the system CAs when absent. */
   readonly ca?: string;
-}
-
-/** A TLS setting that cannot be used; the message names the file. */
-export class TlsConfigError extends ConfigError {
-  /** The class name, for logs. */
-  override name = "TlsConfigError";
 }
 
 function read(path: string, what: string): Buffer {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { errorText } from "../../lib/errors.ts";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { parseHostPort, targetFromObject, tokenUrl } from "../../lib/plugins/token_target.ts";
 import type { Target } from "../../lib/types.ts";
@@ -56,7 +57,7 @@ function apiPlugin(
       try {
         return parse(body);
       } catch (error) {
-        throw new Error(`Cannot use the token API answer: ${(error as Error).message}`);
+        throw new Error(`Cannot use the token API answer: ${errorText(error)}`);
       }
     },
   };

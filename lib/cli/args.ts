@@ -6,7 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { HANDSHAKE_TIMEOUT_MS } from "../limits.ts";
-import { parseListen, parseTarget, UsageError } from "../target.ts";
+import { UsageError } from "../errors.ts";
+import { parseListen, parseTarget } from "../target.ts";
 import type { NetAddr, Target } from "../types.ts";
 
 /** Where the key password may come from instead of `--key-password`, which `ps` shows. */

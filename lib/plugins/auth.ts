@@ -6,13 +6,8 @@
  */
 import type { Authenticate } from "../http/app.ts";
 import type { Logger } from "../log.ts";
-import {
-  AuthenticationError,
-  type AuthPlugin,
-  type AuthPluginFactory,
-  isAuthenticationError,
-} from "./plugins.ts";
-import { errorText } from "../errors.ts";
+import type { AuthPlugin, AuthPluginFactory } from "./plugins.ts";
+import { AuthenticationError, errorText, isAuthenticationError } from "../errors.ts";
 import { refuse } from "../http/refuse.ts";
 import { formatAddr } from "../target.ts";
 

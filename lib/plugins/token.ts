@@ -7,8 +7,8 @@
  */
 import type { ResolveTarget } from "../http/app.ts";
 import { type Logger, tokenLabel } from "../log.ts";
-import { isAuthenticationError, type TokenPlugin } from "./plugins.ts";
-import { errorText } from "../errors.ts";
+import type { TokenPlugin } from "./plugins.ts";
+import { errorText, isAuthenticationError } from "../errors.ts";
 import { refuse } from "../http/refuse.ts";
 import { formatAddr } from "../target.ts";
 
