@@ -37,6 +37,7 @@ import {
   USAGE,
 } from "./lib/cli/args.ts";
 import { describeError, UsageError } from "./lib/errors.ts";
+import { STOP_GRACE_MS } from "./lib/limits.ts";
 import { createLogger, type Logger, prefixLogger } from "./lib/log.ts";
 import {
   FACILITY_DAEMON,
@@ -336,8 +337,6 @@ async function main(argv: string[]): Promise<void> {
     stop("exit of the wrapped command");
   });
 }
-
-const STOP_GRACE_MS = 5000;
 
 /** `--workers` on Node: this process only forks, watches and stops the workers. */
 function superviseCluster(options: CliRun, argv: string[], log: Logger): void {

@@ -8,6 +8,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
+import { TLS_RELOAD_CHECK_MS } from "../../lib/limits.ts";
 import { errorText, TlsConfigError } from "../../lib/errors.ts";
 
 /** Server TLS settings, file paths as given on the command line. */
@@ -165,9 +166,9 @@ export function createTlsServer(options: TlsOptions): tls.Server {
   const server = tls.createServer(loadTlsOptions(options));
   let stamp = mtimes(options);
   let checked = Date.now();
-  // Pick up renewed certificates without a restart, checking at most once a second.
+  // Pick up renewed certificates without a restart, checking now and then.
   server.prependListener("connection", () => {
-    if (Date.now() - checked < 1000) return;
+    if (Date.now() - checked < TLS_RELOAD_CHECK_MS) return;
     checked = Date.now();
     const now = mtimes(options);
     if (now === stamp) return;

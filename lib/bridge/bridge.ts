@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { LINGER_MS } from "../limits.ts";
 import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
 import { READY } from "./chunks.ts";
 import {
@@ -105,7 +106,6 @@ export interface BridgeStats {
   error?: unknown;
 }
 
-const DEFAULT_LINGER_MS = 5000;
 const noop = () => {};
 
 /**
@@ -174,7 +174,7 @@ export async function bridge(
     const clientEnded = () => {
       fromClient.cancel().catch(noop);
       clientDone = true;
-      const ms = signal?.aborted ? 0 : options.lingerMs ?? DEFAULT_LINGER_MS;
+      const ms = signal?.aborted ? 0 : options.lingerMs ?? LINGER_MS;
       linger = setTimeout(() => conn.close(), ms);
       ended();
     };
