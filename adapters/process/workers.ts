@@ -11,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import cluster from "node:cluster";
 import net from "node:net";
 import process from "node:process";
+import { RUNTIME } from "../runtime.ts";
 import { PARENT_POLL_MS, WORKER_RESTART_DELAY_MS } from "../../lib/limits.ts";
 import type { Logger } from "../../lib/log.ts";
 import { selfCommand } from "./daemon.ts";
@@ -23,7 +24,7 @@ export const WORKER_PORT_ENV = "WEBSOCKIFY_WORKER_PORT";
 
 /** How this runtime shares a port between processes. */
 export function workerMode(): "cluster" | "reuseport" {
-  return "Deno" in globalThis || "Bun" in globalThis ? "reuseport" : "cluster";
+  return RUNTIME === "node" ? "cluster" : "reuseport";
 }
 
 /** This process's worker number, 0 when it is not a worker. */

@@ -8,6 +8,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
+import { RUNTIME } from "../runtime.ts";
 import { TLS_RELOAD_CHECK_MS } from "../../lib/limits.ts";
 import { errorText, TlsConfigError } from "../../lib/errors.ts";
 
@@ -75,7 +76,7 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
  */
 function checkCiphers(ciphers: string | undefined): void {
   if (ciphers === undefined) return;
-  if ("Deno" in globalThis) {
+  if (RUNTIME === "deno") {
     throw new TlsConfigError("A cipher list (--ssl-ciphers) is not supported on Deno");
   }
   try {
@@ -106,7 +107,7 @@ export function clientCertRefusal(sock: tls.TLSSocket): string | undefined {
   const peer = sock.getPeerCertificate();
   if (!peer?.raw) return "no client certificate";
   const why = String(sock.authorizationError ?? "not verified");
-  const v1 = "Deno" in globalThis && isX509v1(peer.raw)
+  const v1 = RUNTIME === "deno" && isX509v1(peer.raw)
     ? ", an X.509 v1 certificate, which Deno does not accept"
     : "";
   return `client certificate refused: ${why}${v1}`;
