@@ -5,7 +5,7 @@
  * @module
  */
 import { UsageError } from "./errors.ts";
-import type { NetAddr, Target } from "./types.ts";
+import type { ConnInfo, NetAddr, Target } from "./types.ts";
 
 function parsePort(text: string, min: number): number | undefined {
   if (!/^\d{1,5}$/.test(text)) return undefined;
@@ -63,4 +63,18 @@ export function formatAddr(addr: NetAddr): string {
 /** Formats a target for logs. */
 export function formatTarget(target: Target): string {
   return target.kind === "unix" ? `unix socket ${target.path}` : formatAddr(target);
+}
+
+/**
+ * How every log line names a connection: `#id address`, and once it is a
+ * session, ` -> target` after it.
+ *
+ * @example
+ * ```ts
+ * clientLabel({ id: 7, remote: { hostname: "::1", port: 50000 } }); // "#7 [::1]:50000"
+ * ```
+ */
+export function clientLabel(info: Pick<ConnInfo, "id" | "remote">, target?: Target): string {
+  const client = `#${info.id} ${formatAddr(info.remote)}`;
+  return target ? `${client} -> ${formatTarget(target)}` : client;
 }

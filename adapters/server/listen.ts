@@ -20,7 +20,7 @@ import { getRequestListener } from "@hono/node-server";
 import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../../lib/protocol/sniff.ts";
-import { formatAddr } from "../../lib/target.ts";
+import { clientLabel } from "../../lib/target.ts";
 import { parseUpgradeHead } from "../../lib/protocol/upgrade_head.ts";
 import { requestUrl } from "../../lib/protocol/host.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../../lib/types.ts";
@@ -166,7 +166,7 @@ export async function listenNode(
     const info = infoOf(sock);
     const refused = options.tls?.verifyClient ? clientCertRefusal(sock) : undefined;
     if (refused) {
-      log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${refused}`);
+      log.info(`${clientLabel(info)}: TLS error: ${refused}`);
       return void sock.destroy();
     }
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
@@ -177,11 +177,11 @@ export async function listenNode(
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
     const info = infoOf(sock);
-    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${tlsErrorText(error)}`);
+    log.info(`${clientLabel(info)}: TLS error: ${tlsErrorText(error)}`);
   });
 
   const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
-    const client = `#${info.id} ${formatAddr(info.remote)}`;
+    const client = clientLabel(info);
     const kind = classifyFirstBytes(first);
     if (kind === "policy") {
       log.info(`${client}: Sending flash policy response`);
