@@ -1,7 +1,9 @@
 /**
  * Targets from what token plugins read: `host:port` text (token files, token
- * APIs) and `{ host, port }` objects (JSON token APIs, JWT claims); and the
- * token API URL template. Pure: the plugins in `adapters/` do the reading.
+ * APIs, Redis values) and `{ host, port }` objects (JSON token APIs, JWT
+ * claims), both through `parseTarget` (`lib/target.ts`), as the command
+ * line's target is; and the token API URL template. Pure: the plugins in
+ * `adapters/` do the reading.
  *
  * @module
  */
