@@ -47,12 +47,16 @@ import type { NetAddr, Target, TargetConn } from "./lib/types.ts";
 
 export type { Authenticate } from "./lib/http/app.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
-export { parseTarget, UsageError } from "./lib/target.ts";
-export { TlsConfigError, type TlsOptions } from "./adapters/server/tls.ts";
-export { ConfigError } from "./lib/errors.ts";
+export { parseTarget } from "./lib/target.ts";
+export type { TlsOptions } from "./adapters/server/tls.ts";
 export {
   AuthenticationError,
   type AuthenticationErrorOptions,
+  ConfigError,
+  TlsConfigError,
+  UsageError,
+} from "./lib/errors.ts";
+export {
   type AuthPlugin,
   type AuthPluginFactory,
   type AuthRequest,

@@ -19,6 +19,7 @@ import WebSocket from "ws";
 import { connectBun } from "../adapters/connect/bun.ts";
 import { connectDeno } from "../adapters/connect/deno.ts";
 import { connectNode } from "../adapters/connect/node.ts";
+import { RUNTIME } from "../adapters/runtime.ts";
 import type { Conn, Target } from "../lib/types.ts";
 import { websockify } from "../mod.ts";
 
@@ -159,13 +160,12 @@ async function runChild() {
 // --- parent: the proxies under test ---
 
 async function runParent() {
-  const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
   const connectors: [string, (t: Target) => Promise<Conn>][] = [[
     "node:net",
     (t) => connectNode(t),
   ]];
-  if (runtime === "deno") connectors.push(["Deno.connect", (t) => connectDeno(t)]);
-  if (runtime === "bun") connectors.push(["Bun.connect", (t) => connectBun(t)]);
+  if (RUNTIME === "deno") connectors.push(["Deno.connect", (t) => connectDeno(t)]);
+  if (RUNTIME === "bun") connectors.push(["Bun.connect", (t) => connectBun(t)]);
   const file = fileURLToPath(import.meta.url);
   const child = spawn("node", ["--import", "tsx", file, "--child", "--mib", String(BYTES >> 20)], {
     stdio: ["pipe", "pipe", "inherit"],

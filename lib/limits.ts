@@ -1,8 +1,9 @@
 /**
- * The size and time limits of one connection, named once: what may wait in
- * each direction before the sending side is paused, what is held whole, and
- * how long each phase may take. Constants only, so `lib/` (help texts) and
- * the adapters share them.
+ * Every size and time limit, named once: for one connection, what may wait
+ * in each direction before the sending side is paused, what is held whole,
+ * and how long each phase may take; then the limits of the token stores,
+ * the log outputs and the process helpers. Constants only, so `lib/` (help
+ * texts) and the adapters share them.
  *
  * @module
  */
@@ -30,3 +31,102 @@ export const FIRST_BYTE_TIMEOUT_MS = 3000;
  * whole HTTP request head (`--handshake-timeout`).
  */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Node's default limit on a request head (`--max-http-header-size`). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/**
+ * More header lines than any browser sends. Bun's `node:http` refuses a head
+ * with many more (and Node keeps only the first 2000): such a head goes to
+ * the HTTP server, to be answered as it would be there.
+ */
+export const MAX_HEADERS = 64;
+
+/** A request body shorter than this without a Content-Length is read first to get one. */
+export const SHORT_BODY_BYTES = 64 * 1024;
+
+/** `--web` files up to this size are read whole rather than streamed. */
+export const WHOLE_FILE_BYTES = 1024 * 1024;
+
+/** How long a target may take to connect before the session fails. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** How long the target may take to close after the client has, before it is cut off. */
+export const LINGER_MS = 5000;
+
+/** How long a socket at the `--unix-listen` path may take to answer the probe. */
+export const UNIX_PROBE_MS = 2000;
+
+/** Renewed TLS certificate files are looked for at most this often. */
+export const TLS_RELOAD_CHECK_MS = 1000;
+
+/** How long one token API lookup may take, answer included (the default). */
+export const TOKEN_API_TIMEOUT_MS = 5000;
+
+/** How long a Redis lookup, a connection attempt or start-up waits for Redis. */
+export const REDIS_TIMEOUT_MS = 1500;
+
+/** The first Redis reconnect delay; it doubles up to {@link REDIS_BACKOFF_MAX_MS}. */
+export const REDIS_BACKOFF_FIRST_MS = 50;
+
+/** The longest Redis reconnect delay, so recovery takes at most about this long. */
+export const REDIS_BACKOFF_MAX_MS = 1000;
+
+/** Redis commands waiting for an answer beyond which new lookups fail. */
+export const REDIS_QUEUE_MAX = 1000;
+
+/**
+ * File times are only as fine as the kernel's clock tick (the filesystem's,
+ * or Deno's whole milliseconds): an edit this soon after another may keep
+ * size and times. Token data read while its files are this young is re-read
+ * on the next call instead of trusted.
+ */
+export const TOKEN_FILE_RACY_MS = 2000;
+
+/** Write the log file at once past this many queued characters, to bound memory in a flood. */
+export const LOG_FILE_MAX_PENDING = 64 * 1024;
+
+/** Retry a failed syslog name lookup this much later; messages meanwhile are dropped. */
+export const SYSLOG_RETRY_MS = 5000;
+
+/**
+ * Syslog messages held while they cannot be sent (a stalled network stack, a
+ * first connection being tried); more are dropped.
+ */
+export const SYSLOG_MAX_QUEUED = 1000;
+
+/** Bytes waiting in a syslog socket or pipe beyond which new messages are dropped. */
+export const SYSLOG_MAX_BUFFERED = 1 << 20;
+
+/** After `logger` exits, try it again this much later. */
+export const SYSLOG_RESPAWN_MS = 1000;
+
+/** After `logger` cannot start at all, try it again this much later. */
+export const SYSLOG_NO_LOGGER_MS = 60_000;
+
+/** How long closing a syslog output waits for queued messages to go out. */
+export const SYSLOG_FLUSH_MS = 1000;
+
+/** The `--timeout` and `--idle-timeout` clock ticks this often, as upstream's. */
+export const LIFECYCLE_TICK_MS = 1000;
+
+/** After a signal, how long the sessions (or workers) get before the process exits anyway. */
+export const STOP_GRACE_MS = 5000;
+
+/** A worker that exited is started again this much later. */
+export const WORKER_RESTART_DELAY_MS = 1000;
+
+/** How often a worker checks that its supervisor is still there. */
+export const PARENT_POLL_MS = 500;
+
+/** How long a wrapped program gets after SIGTERM before SIGKILL (the default). */
+export const WRAP_GRACE_MS = 3000;
+
+/** How long a wrapped program is waited for after SIGKILL. */
+export const WRAP_KILL_WAIT_MS = 2000;
+
+/** Upstream's respawn throttle: this many recent start times are kept... */
+export const RESPAWN_HISTORY = 3;
+
+/** ...and a restart waits until their mean is this long ago. */
+export const RESPAWN_WINDOW_MS = 10_000;

@@ -4,13 +4,8 @@
  *
  * @module
  */
-import type { NetAddr, Target } from "./types.ts";
-
-/** A command-line value that cannot be used; the message is upstream's text. */
-export class UsageError extends Error {
-  /** The class name, for logs. */
-  override name = "UsageError";
-}
+import { UsageError } from "./errors.ts";
+import type { ConnInfo, NetAddr, Target } from "./types.ts";
 
 function parsePort(text: string, min: number): number | undefined {
   if (!/^\d{1,5}$/.test(text)) return undefined;
@@ -75,4 +70,18 @@ export function formatAddr(addr: NetAddr): string {
 /** Formats a target for logs. */
 export function formatTarget(target: Target): string {
   return target.kind === "unix" ? `unix socket ${target.path}` : formatAddr(target);
+}
+
+/**
+ * How every log line names a connection: `#id address`, and once it is a
+ * session, ` -> target` after it.
+ *
+ * @example
+ * ```ts
+ * clientLabel({ id: 7, remote: { hostname: "::1", port: 50000 } }); // "#7 [::1]:50000"
+ * ```
+ */
+export function clientLabel(info: Pick<ConnInfo, "id" | "remote">, target?: Target): string {
+  const client = `#${info.id} ${formatAddr(info.remote)}`;
+  return target ? `${client} -> ${formatTarget(target)}` : client;
 }

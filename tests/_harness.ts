@@ -12,14 +12,11 @@ import process from "node:process";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { RUNTIME } from "../adapters/runtime.ts";
 import { type Websockify, websockify, type WebsockifyOptions } from "../mod.ts";
 
 /** The runtime running this suite: differences are flags, not suites. */
-export const RUNTIME: "deno" | "bun" | "node" = "Deno" in globalThis
-  ? "deno"
-  : "Bun" in globalThis
-  ? "bun"
-  : "node";
+export { RUNTIME };
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { bridge, type BridgeOptions, type BridgeStats, StopSignal } from "../lib/bridge/bridge.ts";
 import { ChunkQueue, READY } from "../lib/bridge/chunks.ts";
-import { TEXT_UNSUPPORTED } from "../lib/protocol/frames.ts";
+import { CLOSE_REASON } from "../lib/protocol/close_codes.ts";
 import type { ChunkWriter, CloseInfo, Conn, WsConn } from "../lib/types.ts";
 import { sleep, waitFor, within } from "./_harness.ts";
 
@@ -374,7 +374,7 @@ describe("bridge() message types", () => {
       ws.reader.push(enc("bytes"));
       ws.reader.push(btoa("text"));
       const stats = await ended();
-      assert.deepEqual(ws.closes[0], { code: 1003, reason: TEXT_UNSUPPORTED });
+      assert.deepEqual(ws.closes[0], { code: 1003, reason: CLOSE_REASON.textUnsupported });
       assert.deepEqual(conn.writer.chunks, [enc("bytes")]);
       assert.equal(stats.clientBytes, 5);
     });

@@ -8,7 +8,7 @@ import net from "node:net";
 import process from "node:process";
 import { describe, test } from "node:test";
 import { type CliOptions, HELP, OPTIONS, parseCliArgs, USAGE } from "../lib/cli/args.ts";
-import { UsageError } from "../lib/target.ts";
+import { UsageError } from "../lib/errors.ts";
 import {
   assertStartError,
   closed,

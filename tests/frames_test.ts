@@ -6,13 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/server/unmask.ts";
-import {
-  closePayload,
-  frameHead,
-  FrameParser,
-  TEXT_UNSUPPORTED,
-  unmask,
-} from "../lib/protocol/frames.ts";
+import { CLOSE_REASON } from "../lib/protocol/close_codes.ts";
+import { closePayload, frameHead, FrameParser, unmask } from "../lib/protocol/frames.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -231,7 +226,7 @@ describe("FrameParser", () => {
     {
       what: "a text frame where text is refused (head only)",
       bytes: encodeFrame(0x1, enc("x"), { fin: false }).subarray(0, 2),
-      event: `error:1003:${TEXT_UNSUPPORTED}`,
+      event: `error:1003:${CLOSE_REASON.textUnsupported}`,
       max: 0,
     },
     {

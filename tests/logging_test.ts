@@ -24,7 +24,7 @@ import {
   type SyslogFormat,
   teeLogger,
 } from "../lib/output/syslog.ts";
-import { UsageError } from "../lib/target.ts";
+import { UsageError } from "../lib/errors.ts";
 import {
   type CliProcess,
   closed,

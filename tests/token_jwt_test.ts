@@ -23,7 +23,7 @@ import {
 } from "jose";
 import { jwtTokenApi } from "../adapters/stores/token_jwt.ts";
 import { createLogger } from "../lib/log.ts";
-import { isAuthenticationError } from "../lib/plugins/plugins.ts";
+import { isAuthenticationError } from "../lib/errors.ts";
 import { decodeSymmetricKey } from "../lib/plugins/token_jwt.ts";
 import type { Target } from "../lib/types.ts";
 import { loadTokenPlugin, type Websockify, websockify } from "../mod.ts";

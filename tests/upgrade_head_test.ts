@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MAX_HEAD_BYTES, MAX_HEADERS, parseUpgradeHead } from "../lib/protocol/upgrade_head.ts";
+import { MAX_HEAD_BYTES, MAX_HEADERS } from "../lib/limits.ts";
+import { parseUpgradeHead } from "../lib/protocol/upgrade_head.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const HEAD = "GET /websockify?token=a%20b HTTP/1.1\r\nHost: example.com:6080\r\n" +

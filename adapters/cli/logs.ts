@@ -14,7 +14,7 @@ import {
   type SyslogAddress,
   teeLogger,
 } from "../../lib/output/syslog.ts";
-import { UsageError } from "../../lib/target.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { type LogFile, openLogFile } from "../output/log_file.ts";
 import { createSyslogSink } from "../output/syslog.ts";
 import { workerIndex } from "../process/workers.ts";

@@ -10,7 +10,8 @@
 import path from "node:path";
 import { type CliOptions, type CliRun, HELP, parseCliArgs } from "../../lib/cli/args.ts";
 import { describeError } from "../../lib/errors.ts";
-import { formatAddr, UsageError } from "../../lib/target.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { formatAddr } from "../../lib/target.ts";
 import { daemonize, daemonReady, isDaemonChild, writePidFile } from "../process/daemon.ts";
 import {
   exitWithParent,
@@ -24,7 +25,8 @@ import {
 import { banner, describeListen } from "./banner.ts";
 import { CliExit, type CliHost, fail, usageError } from "./host.ts";
 import { type CliLogs, openLogs } from "./logs.ts";
-import { type Signals, signalsOf, STOP_GRACE_MS } from "./signals.ts";
+import { type Signals, signalsOf } from "./signals.ts";
+import { STOP_GRACE_MS } from "../../lib/limits.ts";
 import { startServer } from "./startup.ts";
 
 export type { CliHost, CliSignal } from "./host.ts";

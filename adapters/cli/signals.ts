@@ -7,9 +7,6 @@
  */
 import type { CliHost, CliSignal } from "./host.ts";
 
-/** How long sessions (and workers) may take to close after a stop signal. */
-export const STOP_GRACE_MS = 5000;
-
 /** The handlers one run has installed. */
 export interface Signals {
   on(signal: CliSignal, handler: () => void): void;

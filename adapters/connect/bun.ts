@@ -8,7 +8,7 @@
  * @module
  */
 import type { Conn, Target } from "../../lib/types.ts";
-import { HIGH_WATER_MARK } from "../../lib/limits.ts";
+import { CONNECT_TIMEOUT_MS, HIGH_WATER_MARK } from "../../lib/limits.ts";
 import type { ConnectOptions } from "./node.ts";
 
 // --- the slice of the Bun API in use (no Bun types needed for tsc) ---
@@ -117,7 +117,7 @@ export async function connectBun(target: Target, options: ConnectOptions = {}): 
       ? { unix: target.path }
       : { hostname: target.hostname, port: target.port, tls: target.tls }),
   });
-  const s = await withTimeout(connecting, options.timeoutMs ?? 10_000);
+  const s = await withTimeout(connecting, options.timeoutMs ?? CONNECT_TIMEOUT_MS);
   s.setNoDelay?.(true);
   if (target.kind === "tcp") s.setKeepAlive?.(true, 0);
 

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { RUNTIME } from "../runtime.ts";
 import type { Conn, Target } from "../../lib/types.ts";
 import { connectDeno } from "./deno.ts";
 import { connectNode, type ConnectOptions } from "./node.ts";
@@ -24,7 +25,7 @@ import { connectNode, type ConnectOptions } from "./node.ts";
  * ```
  */
 export function defaultConnect(options: ConnectOptions = {}): (target: Target) => Promise<Conn> {
-  if (!("Deno" in globalThis)) return (target) => connectNode(target, options);
+  if (RUNTIME !== "deno") return (target) => connectNode(target, options);
   return (target) =>
     target.kind === "tcp" && target.tls
       ? connectNode(target, options)

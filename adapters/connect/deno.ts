@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { CONNECT_TIMEOUT_MS } from "../../lib/limits.ts";
 import { READY, StreamViews } from "../../lib/bridge/chunks.ts";
 import type { ChunkReader, ChunkWriter, Conn, Target } from "../../lib/types.ts";
 import type { ConnectOptions } from "./node.ts";
@@ -203,7 +204,7 @@ export async function connectDeno(target: Target, options: ConnectOptions = {}):
     const { hostname, port } = target;
     const conn = target.tls
       ? await deno.connectTls({ hostname, port })
-      : await connectWithin(deno, hostname, port, options.timeoutMs ?? 10_000);
+      : await connectWithin(deno, hostname, port, options.timeoutMs ?? CONNECT_TIMEOUT_MS);
     conn.setNoDelay?.(true);
     conn.setKeepAlive?.(true);
     return denoConn(conn);

@@ -11,7 +11,7 @@ import process from "node:process";
 import tls from "node:tls";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/bridge/chunks.ts";
 import type { ChunkWriter, Conn, Target } from "../../lib/types.ts";
-import { HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../../lib/limits.ts";
+import { CONNECT_TIMEOUT_MS, HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../../lib/limits.ts";
 
 /** Wraps a connected socket. Bytes are not copied on the way through. */
 export function socketConn(sock: net.Socket): Conn {
@@ -184,7 +184,7 @@ function openSocket(target: Target, options: ConnectOptions): net.Socket {
  */
 export function connectNode(target: Target, options: ConnectOptions = {}): Promise<Conn> {
   const sock = openSocket(target, options);
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       sock.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" }));

@@ -15,6 +15,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
+import { LOG_FILE_MAX_PENDING } from "../../lib/limits.ts";
 
 /** An open log file. */
 export interface LogFile {
@@ -29,9 +30,6 @@ export interface LogFile {
   /** Flushes and closes; later writes are dropped. */
   close(): void;
 }
-
-/** Write at once past this many queued characters, to bound memory in a flood. */
-const MAX_PENDING = 64 * 1024;
 
 /**
  * Opens `file` for appending (created with mode 0644 if missing); throws if
@@ -76,7 +74,7 @@ export function openLogFile(file: string): LogFile {
       if (fd === undefined) return;
       pending.push(`${line}\n`);
       size += line.length + 1;
-      if (size > MAX_PENDING) flush();
+      if (size > LOG_FILE_MAX_PENDING) flush();
       else if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

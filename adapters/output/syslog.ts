@@ -9,6 +9,8 @@ import dgram from "node:dgram";
 import dns from "node:dns";
 import os from "node:os";
 import process from "node:process";
+import { SYSLOG_MAX_QUEUED, SYSLOG_RETRY_MS } from "../../lib/limits.ts";
+import { errorText } from "../../lib/errors.ts";
 import type { Level } from "../../lib/log.ts";
 import { formatSyslog, type SyslogAddress, type SyslogFormat } from "../../lib/output/syslog.ts";
 import { settle, unixSyslog } from "./syslog_unix.ts";
@@ -29,11 +31,6 @@ export interface SyslogSinkOptions {
   /** Told once per kind of failure (e.g. no `logger` command); never throws. */
   readonly onError?: (message: string) => void;
 }
-
-/** Retry a failed name lookup this much later; messages meanwhile are dropped. */
-const RETRY_MS = 5000;
-/** Datagrams waiting beyond this are dropped (a stalled network stack). */
-const MAX_QUEUED = 1000;
 
 /**
  * A syslog sink for `address`, in upstream's formats.
@@ -99,8 +96,8 @@ function udpSyslog(
       resolving = false;
       if (error) {
         queue.length = 0;
-        retryAt = Date.now() + RETRY_MS;
-        if (!warned) onError(`syslog: cannot resolve ${host}: ${error.message}`);
+        retryAt = Date.now() + SYSLOG_RETRY_MS;
+        if (!warned) onError(`syslog: cannot resolve ${host}: ${errorText(error)}`);
         warned = true;
         return;
       }
@@ -117,7 +114,7 @@ function udpSyslog(
     send(level, message) {
       const bytes = formatSyslog(level, message, { ...format, now: new Date() });
       if (!bytes || (!socket && !resolving && Date.now() < retryAt)) return;
-      if (queue.length < MAX_QUEUED) queue.push(bytes);
+      if (queue.length < SYSLOG_MAX_QUEUED) queue.push(bytes);
       if (socket) pump();
       else if (!resolving) resolve();
     },

@@ -21,17 +21,17 @@ import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
+import {
+  SYSLOG_FLUSH_MS,
+  SYSLOG_MAX_BUFFERED,
+  SYSLOG_MAX_QUEUED,
+  SYSLOG_NO_LOGGER_MS,
+  SYSLOG_RESPAWN_MS,
+} from "../../lib/limits.ts";
+import { errorText } from "../../lib/errors.ts";
 import type { Level } from "../../lib/log.ts";
 import { formatSyslog, syslogBody, type SyslogFormat, syslogPri } from "../../lib/output/syslog.ts";
 import type { SyslogSink } from "./syslog.ts";
-
-/** Bytes waiting in a socket or pipe beyond which new messages are dropped. */
-const MAX_BUFFERED = 1 << 20;
-/** Messages kept while the first connection is being tried. */
-const MAX_QUEUED = 1000;
-/** After `logger` exits or cannot start, try again this much later. */
-const RESPAWN_MS = 1000;
-const NO_LOGGER_MS = 60_000;
 
 /**
  * Resolves once `done()` is true, or after `ms`, polling every 10 ms.
@@ -45,7 +45,7 @@ const NO_LOGGER_MS = 60_000;
  * await settle(() => queue.length === 0, 1000);
  * ```
  */
-export async function settle(done: () => boolean, ms = 1000): Promise<void> {
+export async function settle(done: () => boolean, ms = SYSLOG_FLUSH_MS): Promise<void> {
   const end = Date.now() + ms;
   while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
 }
@@ -151,10 +151,10 @@ export function unixSyslog(
   const write = (level: Level, message: string) => {
     if (mode === "stream") {
       const bytes = formatSyslog(level, message, { ...format, now: new Date() });
-      if (bytes && stream!.writableLength < MAX_BUFFERED) stream!.write(bytes);
+      if (bytes && stream!.writableLength < SYSLOG_MAX_BUFFERED) stream!.write(bytes);
     } else if (mode === "logger" && message !== "") {
       const stdin = child!.stdin!;
-      if (stdin.writableLength < MAX_BUFFERED) {
+      if (stdin.writableLength < SYSLOG_MAX_BUFFERED) {
         stdin.write(loggerLine(level, message, format.facility));
       }
     }
@@ -179,11 +179,11 @@ export function unixSyslog(
     proc.stdin!.on("error", () => {});
     proc.unref();
     proc.once("error", (error) => {
-      if (!warned) onError(`syslog: cannot run logger(1) for ${path}: ${error.message}`);
+      if (!warned) onError(`syslog: cannot run logger(1) for ${path}: ${errorText(error)}`);
       warned = true;
-      lost(proc, NO_LOGGER_MS);
+      lost(proc, SYSLOG_NO_LOGGER_MS);
     });
-    proc.once("exit", () => lost(proc, RESPAWN_MS));
+    proc.once("exit", () => lost(proc, SYSLOG_RESPAWN_MS));
     drain();
   };
   const lost = (proc: ChildProcess, wait: number) => {
@@ -225,7 +225,7 @@ export function unixSyslog(
     send(level, message) {
       if (mode === "stream" || mode === "logger") return write(level, message);
       if (mode === "closed" || (mode === "idle" && Date.now() < retryAt)) return;
-      if (queue.length < MAX_QUEUED) queue.push([level, message]);
+      if (queue.length < SYSLOG_MAX_QUEUED) queue.push([level, message]);
       if (mode === "idle") probe();
     },
     async close() {

@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import process from "node:process";
+import { RUNTIME } from "../runtime.ts";
 
 /** Set in the daemon child's environment. */
 export const DAEMON_ENV = "WEBSOCKIFY_DAEMON_CHILD";
@@ -22,8 +23,10 @@ interface DenoSlice {
 
 /** The command that runs this program again with `args`. */
 export function selfCommand(args: string[]): [string, string[]] {
-  const deno = (globalThis as unknown as { Deno?: DenoSlice }).Deno;
-  if (deno) return [deno.execPath(), ["run", "-A", deno.mainModule, ...args]];
+  if (RUNTIME === "deno") {
+    const deno = (globalThis as unknown as { Deno: DenoSlice }).Deno;
+    return [deno.execPath(), ["run", "-A", deno.mainModule, ...args]];
+  }
   return [process.execPath, [...process.execArgv, process.argv[1]!, ...args]];
 }
 

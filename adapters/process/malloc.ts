@@ -12,6 +12,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { RUNTIME } from "../runtime.ts";
 
 /** The largest chunk glibc counts for its dynamic threshold (32 MiB on 64-bit), less slack. */
 const CHUNK_BYTES = 32 * 1024 * 1024 - 64 * 1024;
@@ -30,6 +31,6 @@ const CHUNK_BYTES = 32 * 1024 * 1024 - 64 * 1024;
  */
 export function keepFreedHeap(): void {
   // Deno and Bun allocate array buffers elsewhere (measured: no change there).
-  if ("Deno" in globalThis || "Bun" in globalThis) return;
+  if (RUNTIME !== "node") return;
   Buffer.allocUnsafeSlow(CHUNK_BYTES);
 }

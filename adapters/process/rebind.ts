@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { ConfigError } from "../../lib/errors.ts";
+import { ConfigError, errorText } from "../../lib/errors.ts";
 import { NO_COMPILER_TEXT } from "../../lib/process/wrap.ts";
 
 /** The flags `rebind/Makefile` uses too. */
@@ -90,7 +90,7 @@ export async function rebindLibrary(
   try {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
-    throw new ConfigError(`Cannot create "${dir}": ${(error as Error).message}`);
+    throw new ConfigError(`Cannot create "${dir}": ${errorText(error)}`);
   }
   const tmp = `${so}.${process.pid}.tmp`;
   const src = `${tmp}.c`;

@@ -11,6 +11,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import cluster from "node:cluster";
 import net from "node:net";
 import process from "node:process";
+import { RUNTIME } from "../runtime.ts";
+import { PARENT_POLL_MS, WORKER_RESTART_DELAY_MS } from "../../lib/limits.ts";
 import type { Logger } from "../../lib/log.ts";
 import { selfCommand } from "./daemon.ts";
 import { resolveHost } from "../server/listen.ts";
@@ -20,13 +22,9 @@ export const WORKER_ENV = "WEBSOCKIFY_WORKER";
 /** Set in reusePort workers: the port the first process bound. */
 export const WORKER_PORT_ENV = "WEBSOCKIFY_WORKER_PORT";
 
-const RESTART_DELAY_MS = 1000;
-/** How often a worker checks that its supervisor is still there. */
-const PARENT_POLL_MS = 500;
-
 /** How this runtime shares a port between processes. */
 export function workerMode(): "cluster" | "reuseport" {
-  return "Deno" in globalThis || "Bun" in globalThis ? "reuseport" : "cluster";
+  return RUNTIME === "node" ? "cluster" : "reuseport";
 }
 
 /** This process's worker number, 0 when it is not a worker. */
@@ -116,7 +114,7 @@ export function startWorkers(n: number, argv: string[], log: Logger, port = 0): 
       live.delete(k);
       if (stopping) return;
       log.warn(`Worker ${k} exited (${signal ?? code}); restarting it`);
-      setTimeout(() => !stopping && start(k), RESTART_DELAY_MS);
+      setTimeout(() => !stopping && start(k), WORKER_RESTART_DELAY_MS);
     });
   };
   for (let k = first; k <= n; k++) start(k);

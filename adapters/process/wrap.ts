@@ -16,13 +16,13 @@
  */
 import net from "node:net";
 import process from "node:process";
+import { RESPAWN_HISTORY, WRAP_GRACE_MS, WRAP_KILL_WAIT_MS } from "../../lib/limits.ts";
 import type { WrapMode } from "../../lib/cli/args.ts";
 import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Conn, Target } from "../../lib/types.ts";
 import {
   commandText,
-  RESPAWN_HISTORY,
   respawnDelay,
   WRAP_HOSTS,
   WRAP_LOG,
@@ -135,7 +135,7 @@ function startError(text: string, error: Error): string {
  * ```
  */
 export async function prepareWrap(options: WrapOptions): Promise<Wrap> {
-  const { command, mode, log, graceMs = 3000 } = options;
+  const { command, mode, log, graceMs = WRAP_GRACE_MS } = options;
   const so = await rebindLibrary(options.env);
   const port = await freePort();
   const text = commandText(command);
@@ -157,7 +157,7 @@ export async function prepareWrap(options: WrapOptions): Promise<Wrap> {
     if (await settlesWithin(current.exited, graceMs)) return;
     log.warn(`'${text}' did not stop within ${graceMs} ms of SIGTERM; sending SIGKILL`);
     current.signal("SIGKILL");
-    await settlesWithin(current.exited, 2000);
+    await settlesWithin(current.exited, WRAP_KILL_WAIT_MS);
   };
 
   const run = (oldPort: number) => {

@@ -21,11 +21,16 @@ import { getRequestListener } from "@hono/node-server";
 import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../../lib/protocol/sniff.ts";
-import { formatAddr } from "../../lib/target.ts";
+import { clientLabel } from "../../lib/target.ts";
 import { parseUpgradeHead } from "../../lib/protocol/upgrade_head.ts";
 import { requestUrl } from "../../lib/protocol/host.ts";
 import type { ConnInfo, Listener, NetAddr, ServerHandlers, Target } from "../../lib/types.ts";
-import { FIRST_BYTE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from "../../lib/limits.ts";
+import {
+  FIRST_BYTE_TIMEOUT_MS,
+  HANDSHAKE_TIMEOUT_MS,
+  SHORT_BODY_BYTES,
+  UNIX_PROBE_MS,
+} from "../../lib/limits.ts";
 import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
 
@@ -167,7 +172,7 @@ export async function listenNode(
     const info = infoOf(sock);
     const refused = options.tls?.verifyClient ? clientCertRefusal(sock) : undefined;
     if (refused) {
-      log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${refused}`);
+      log.info(`${clientLabel(info)}: TLS error: ${refused}`);
       return void sock.destroy();
     }
     const cn = sock.authorized ? sock.getPeerCertificate().subject?.CN : undefined;
@@ -178,11 +183,11 @@ export async function listenNode(
   });
   tlsServer?.on("tlsClientError", (error: Error, sock: tls.TLSSocket) => {
     const info = infoOf(sock);
-    log.info(`#${info.id} ${formatAddr(info.remote)}: TLS error: ${tlsErrorText(error)}`);
+    log.info(`${clientLabel(info)}: TLS error: ${tlsErrorText(error)}`);
   });
 
   const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
-    const client = `#${info.id} ${formatAddr(info.remote)}`;
+    const client = clientLabel(info);
     const kind = classifyFirstBytes(first);
     if (kind === "policy") {
       log.info(`${client}: Sending flash policy response`);
@@ -383,9 +388,6 @@ async function bind(server: net.Server, at: ListenAt): Promise<NetAddr> {
 /** Numbers this process's unix socket binds, for unique temporary names. */
 let unixBinds = 0;
 
-/** How long a socket at the `--unix-listen` path may take to answer the probe. */
-const UNIX_PROBE_MS = 2000;
-
 /**
  * Makes way for a unix socket at `file`: nothing there is fine, a stale
  * socket (connection refused) is removed; anything else throws, since a
@@ -483,9 +485,6 @@ async function answer(socket: Duplex, res: Response, deadline?: Deadline): Promi
   }
 }
 
-/** A body shorter than this without a Content-Length is read first to get one. */
-const SHORT_BODY = 64 * 1024;
-
 /**
  * Writes `res` with `Connection: close`. The body (a `--web` file can be
  * large) is streamed as the socket drains, never read whole.
@@ -502,7 +501,7 @@ async function writeResponse(socket: Duplex, res: Response): Promise<void> {
   let done = !reader;
   if (length === null) {
     let size = 0;
-    while (!done && size < SHORT_BODY) {
+    while (!done && size < SHORT_BODY_BYTES) {
       const chunk = await reader!.read();
       if (chunk.done) done = true;
       else size += first[first.push(chunk.value) - 1]!.byteLength;

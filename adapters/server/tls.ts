@@ -8,7 +8,9 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
-import { ConfigError, errorText } from "../../lib/errors.ts";
+import { RUNTIME } from "../runtime.ts";
+import { TLS_RELOAD_CHECK_MS } from "../../lib/limits.ts";
+import { errorText, TlsConfigError } from "../../lib/errors.ts";
 
 /** Server TLS settings, file paths as given on the command line. */
 export interface TlsOptions {
@@ -32,12 +34,6 @@ export interface TlsOptions {
   readonly verifyClient?: boolean;
   /** PEM CA bundle for client certificates; the system CAs when absent. */
   readonly ca?: string;
-}
-
-/** A TLS setting that cannot be used; the message names the file. */
-export class TlsConfigError extends ConfigError {
-  /** The class name, for logs. */
-  override name = "TlsConfigError";
 }
 
 function read(path: string, what: string): Buffer {
@@ -80,7 +76,7 @@ export function loadTlsOptions(options: TlsOptions): tls.TlsOptions {
  */
 function checkCiphers(ciphers: string | undefined): void {
   if (ciphers === undefined) return;
-  if ("Deno" in globalThis) {
+  if (RUNTIME === "deno") {
     throw new TlsConfigError("A cipher list (--ssl-ciphers) is not supported on Deno");
   }
   try {
@@ -111,7 +107,7 @@ export function clientCertRefusal(sock: tls.TLSSocket): string | undefined {
   const peer = sock.getPeerCertificate();
   if (!peer?.raw) return "no client certificate";
   const why = String(sock.authorizationError ?? "not verified");
-  const v1 = "Deno" in globalThis && isX509v1(peer.raw)
+  const v1 = RUNTIME === "deno" && isX509v1(peer.raw)
     ? ", an X.509 v1 certificate, which Deno does not accept"
     : "";
   return `client certificate refused: ${why}${v1}`;
@@ -172,9 +168,9 @@ export function createTlsServer(options: TlsOptions): tls.Server {
   const server = tls.createServer(loadTlsOptions(options));
   let stamp = mtimes(options);
   let checked = Date.now();
-  // Pick up renewed certificates without a restart, checking at most once a second.
+  // Pick up renewed certificates without a restart, checking now and then.
   server.prependListener("connection", () => {
-    if (Date.now() - checked < 1000) return;
+    if (Date.now() - checked < TLS_RELOAD_CHECK_MS) return;
     checked = Date.now();
     const now = mtimes(options);
     if (now === stamp) return;

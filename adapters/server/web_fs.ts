@@ -7,11 +7,9 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
+import { WHOLE_FILE_BYTES } from "../../lib/limits.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import type { WebFs } from "../../lib/http/web.ts";
-
-/** Files up to this size are read whole rather than streamed. */
-const WHOLE_FILE_LIMIT = 1024 * 1024;
 
 /** `node:fs` as the web server's {@link WebFs}. */
 export const nodeFs: WebFs = {
@@ -37,7 +35,7 @@ export const nodeFs: WebFs = {
   // Web assets are small: one read, one write. Deno's node:https stalls on
   // streamed bodies over TLS, so only large files are streamed.
   read: async (path, size) =>
-    size <= WHOLE_FILE_LIMIT
+    size <= WHOLE_FILE_BYTES
       ? new Uint8Array(await fsp.readFile(path))
       : Readable.toWeb(fs.createReadStream(path)) as ReadableStream<Uint8Array>,
 };

@@ -25,6 +25,7 @@ import {
   OP_PONG,
   OP_TEXT,
 } from "../../lib/protocol/frames.ts";
+import { CLOSE_ABNORMAL, CLOSE_NO_STATUS } from "../../lib/protocol/close_codes.ts";
 import type { CloseInfo, WsConn } from "../../lib/types.ts";
 import { CLOSE_TIMEOUT_MS, HIGH_WATER_MARK, MAX_MESSAGE_BYTES } from "../../lib/limits.ts";
 import { SocketWriter } from "../connect/node.ts";
@@ -135,7 +136,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     const ws = (this as Owned)[CONN];
     clearTimeout(ws.#timer);
     ws.reader.end();
-    ws.#resolveClosed(ws.#received ?? { code: 1006, reason: "" });
+    ws.#resolveClosed(ws.#received ?? { code: CLOSE_ABNORMAL, reason: "" });
   }
 
   // --- WsConn ---
@@ -250,7 +251,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     this.reader.end();
     this.#hold(DROPPING, true); // read on to the client's FIN
     // Echo the code and reason, as upstream; then close the TCP connection.
-    if (!this.writer.closing) this.close(code === 1005 ? undefined : code, reason);
+    if (!this.writer.closing) this.close(code === CLOSE_NO_STATUS ? undefined : code, reason);
     else if (!this.sock.writableEnded) this.sock.end();
   }
 

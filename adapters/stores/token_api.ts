@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { TOKEN_API_TIMEOUT_MS } from "../../lib/limits.ts";
+import { errorText } from "../../lib/errors.ts";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { parseHostPort, targetFromObject, tokenUrl } from "../../lib/plugins/token_target.ts";
 import type { Target } from "../../lib/types.ts";
@@ -38,7 +40,7 @@ function apiPlugin(
   if (!template.includes("%s") || !/^https?:$/.test(example?.protocol ?? "")) {
     throw new TypeError(`${plugin} needs --token-source=URL, an http(s) URL with %s for the token`);
   }
-  const timeoutMs = options.timeoutMs ?? 5000;
+  const timeoutMs = options.timeoutMs ?? TOKEN_API_TIMEOUT_MS;
   const failed = (error: unknown): never => {
     throw fetchError(error, timeoutMs);
   };
@@ -56,7 +58,7 @@ function apiPlugin(
       try {
         return parse(body);
       } catch (error) {
-        throw new Error(`Cannot use the token API answer: ${(error as Error).message}`);
+        throw new Error(`Cannot use the token API answer: ${errorText(error)}`);
       }
     },
   };

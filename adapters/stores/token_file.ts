@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describeError } from "../../lib/errors.ts";
+import { describeError, errorText } from "../../lib/errors.ts";
 import type { BigIntStats } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -150,7 +150,7 @@ export async function tokenFileName(source: string | undefined): Promise<TokenPl
       try {
         return parseHostPort(text);
       } catch (error) {
-        throw new Error(`Cannot use "${file}": ${(error as Error).message}`);
+        throw new Error(`Cannot use "${file}": ${errorText(error)}`);
       }
     },
   };

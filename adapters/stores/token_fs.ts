@@ -8,6 +8,7 @@
 import type { BigIntStats, Stats } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { TOKEN_FILE_RACY_MS } from "../../lib/limits.ts";
 
 /** What a source looks like on disk, by stat alone. */
 export interface Signature {
@@ -26,14 +27,6 @@ export interface ReloadingOptions<T> {
   /** Reuse a check this long without looking again; 0 (every call checks) by default. */
   intervalMs?: number;
 }
-
-/**
- * File times are only as fine as the kernel's clock tick (the filesystem's,
- * or Deno's whole milliseconds): an edit this soon after another may keep
- * size and times. Data read while its files are this young is re-read on
- * the next call instead of trusted.
- */
-const RACY_MS = 2000;
 
 /**
  * Returns a getter for data that is re-loaded only when its signature
@@ -68,7 +61,7 @@ export function reloading<T>(options: ReloadingOptions<T>): () => Promise<T> {
       // Taken before reading: an edit during the read changes it for the next call.
       const sig = await signature();
       if (current?.key !== sig.key) {
-        const trusted = sig.newestMs < startedAt - RACY_MS;
+        const trusted = sig.newestMs < startedAt - TOKEN_FILE_RACY_MS;
         current = { key: trusted ? sig.key : undefined, value: load() };
       }
     } catch (error) {

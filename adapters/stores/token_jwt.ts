@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { describeError } from "../../lib/errors.ts";
+import { AuthenticationError, describeError, errorText } from "../../lib/errors.ts";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import fsp from "node:fs/promises";
 import { compactDecrypt, decodeProtectedHeader, type JWK, jwtVerify } from "jose";
 import type { Logger } from "../../lib/log.ts";
-import { AuthenticationError, type TokenPlugin } from "../../lib/plugins/plugins.ts";
+import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { decodeSymmetricKey } from "../../lib/plugins/token_jwt.ts";
 import { targetFromObject } from "../../lib/plugins/token_target.ts";
 import { reloading, requireSource, statSignature } from "./token_fs.ts";
@@ -53,7 +53,7 @@ async function readKeys(file: string): Promise<JwtKeys> {
   try {
     return keysFromText(text);
   } catch (error) {
-    throw new Error(`Cannot use "${file}" as a JWT key: ${(error as Error).message}`);
+    throw new Error(`Cannot use "${file}" as a JWT key: ${errorText(error)}`);
   }
 }
 

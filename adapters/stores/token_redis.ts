@@ -6,7 +6,7 @@
  *
  * Lookups never wait for Redis: while it is unreachable they fail at once
  * (no offline queue), and an unresponsive server fails them after
- * {@link LOOKUP_TIMEOUT_MS}; a failed lookup answers 503 with a log line.
+ * {@link REDIS_TIMEOUT_MS}; a failed lookup answers 503 with a log line.
  * Start-up waits as long for the first connection, then goes on without
  * one, except that a refused password or database fails start-up.
  * Source and value formats: `lib/plugins/token_redis.ts`.
@@ -26,17 +26,21 @@
  *
  * @module
  */
+import {
+  REDIS_BACKOFF_FIRST_MS,
+  REDIS_BACKOFF_MAX_MS,
+  REDIS_QUEUE_MAX,
+  REDIS_TIMEOUT_MS,
+} from "../../lib/limits.ts";
 import { errorText } from "../../lib/errors.ts";
 import { tokenLabel } from "../../lib/log.ts";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { formatAddr } from "../../lib/target.ts";
 import { parseRedisSource, parseRedisValue } from "../../lib/plugins/token_redis.ts";
 
-/** How long a lookup, a connection attempt or start-up waits for Redis. */
-export const LOOKUP_TIMEOUT_MS = 1500;
-
-/** Reconnect back-off: 50 ms doubling to 1 s, so recovery takes at most ~1 s. */
-const backoff = (retries: number) => Math.min(50 * 2 ** retries, 1000);
+/** Reconnect back-off: doubling from the first delay to the longest. */
+const backoff = (retries: number) =>
+  Math.min(REDIS_BACKOFF_FIRST_MS * 2 ** retries, REDIS_BACKOFF_MAX_MS);
 
 /** Rejects with `why` unless `promise` settles within `ms`. */
 function deadline<T>(promise: Promise<T>, ms: number, why: string): Promise<T> {
@@ -72,7 +76,7 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
     socket: {
       host: config.host,
       port: config.port,
-      connectTimeout: LOOKUP_TIMEOUT_MS,
+      connectTimeout: REDIS_TIMEOUT_MS,
       // A refused password or database at start-up is a setting to fix, not an outage.
       reconnectStrategy: (retries, cause) =>
         starting && cause instanceof ErrorReply ? cause : backoff(retries),
@@ -81,12 +85,12 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
     password: config.password,
     name: "websockify",
     disableOfflineQueue: true,
-    commandsQueueMaxLength: 1000,
+    commandsQueueMaxLength: REDIS_QUEUE_MAX,
   });
   client.on("error", (error: unknown) => (lastError = error));
   client.on("ready", () => (lastError = undefined));
   const connected = client.connect().then(() => undefined, (error: unknown) => error);
-  const failed = await deadline(connected, LOOKUP_TIMEOUT_MS, "").catch(() => undefined);
+  const failed = await deadline(connected, REDIS_TIMEOUT_MS, "").catch(() => undefined);
   starting = false;
   if (failed) throw new Error(`${where} refused the connection: ${errorText(failed)}`);
 
@@ -101,7 +105,7 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
       let value: string | null;
       try {
         const get = client.get(key);
-        value = await deadline(get, LOOKUP_TIMEOUT_MS, `no answer in ${LOOKUP_TIMEOUT_MS} ms`);
+        value = await deadline(get, REDIS_TIMEOUT_MS, `no answer in ${REDIS_TIMEOUT_MS} ms`);
       } catch (error) {
         throw new Error(`${where}: GET "${shownKey}" failed: ${errorText(error)}`);
       }
@@ -109,7 +113,7 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
     },
     async close() {
       // close() sends nothing new and waits for lookups in flight: bounded, then dropped.
-      await deadline(client.close(), LOOKUP_TIMEOUT_MS, "close").catch(() => client.destroy());
+      await deadline(client.close(), REDIS_TIMEOUT_MS, "close").catch(() => client.destroy());
     },
   };
 }

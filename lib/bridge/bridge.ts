@@ -13,17 +13,18 @@
  *
  * @module
  */
+import { LINGER_MS } from "../limits.ts";
 import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
 import { READY } from "./chunks.ts";
-import { TEXT_UNSUPPORTED } from "../protocol/frames.ts";
+import {
+  CLOSE_GOING_AWAY,
+  CLOSE_INTERNAL_ERROR,
+  CLOSE_INVALID_DATA,
+  CLOSE_NORMAL,
+  CLOSE_REASON,
+  CLOSE_UNSUPPORTED,
+} from "../protocol/close_codes.ts";
 import type { ChunkReader, ChunkWriter, CloseInfo, Conn, WsConn } from "../types.ts";
-
-/** Close codes used by the proxy (RFC 6455 §7.4.1). */
-export const CLOSE_NORMAL = 1000;
-export const CLOSE_GOING_AWAY = 1001;
-export const CLOSE_UNSUPPORTED = 1003;
-export const CLOSE_INVALID_DATA = 1007;
-export const CLOSE_INTERNAL_ERROR = 1011;
 
 /**
  * What the bridge needs of an abort signal. An `AbortSignal` has it, and so
@@ -111,7 +112,6 @@ export interface BridgeStats {
   error?: unknown;
 }
 
-const DEFAULT_LINGER_MS = 5000;
 const noop = () => {};
 
 /**
@@ -146,7 +146,7 @@ export async function bridge(
   try {
     conn = await connect();
   } catch (error) {
-    fail(error, CLOSE_INTERNAL_ERROR, "Failed to connect to downstream server");
+    fail(error, CLOSE_INTERNAL_ERROR, CLOSE_REASON.connectFailed);
     (ws.reader ?? ws.readable).cancel().catch(noop);
     return { ...stats, close: await ws.closed };
   }
@@ -160,7 +160,7 @@ export async function bridge(
   let linger: ReturnType<typeof setTimeout> | undefined;
   let clientDone = false;
   const onAbort = () => {
-    ws.close(CLOSE_GOING_AWAY, "Server shutting down");
+    ws.close(CLOSE_GOING_AWAY, CLOSE_REASON.shuttingDown);
     if (clientDone) conn.close(); // shutting down: no lingering for the target
   };
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -186,7 +186,7 @@ export async function bridge(
     const clientEnded = () => {
       fromClient.cancel().catch(noop);
       clientDone = true;
-      const ms = signal?.aborted ? 0 : options.lingerMs ?? DEFAULT_LINGER_MS;
+      const ms = signal?.aborted ? 0 : options.lingerMs ?? LINGER_MS;
       linger = setTimeout(() => conn.close(), ms);
       ended();
     };
@@ -195,7 +195,7 @@ export async function bridge(
       fail(
         error,
         invalid ? CLOSE_INVALID_DATA : CLOSE_INTERNAL_ERROR,
-        invalid ? "Invalid base64 data" : "Target connection error",
+        invalid ? CLOSE_REASON.invalidBase64 : CLOSE_REASON.targetError,
       );
       toTarget.abort(error).catch(noop);
       clientEnded();
@@ -208,7 +208,7 @@ export async function bridge(
         if (typeof value !== "string") bytes = value;
         else if (base64) bytes = decodeBase64(value);
         else {
-          ws.close(CLOSE_UNSUPPORTED, TEXT_UNSUPPORTED);
+          ws.close(CLOSE_UNSUPPORTED, CLOSE_REASON.textUnsupported);
           return undefined;
         }
         stats.clientBytes += bytes.byteLength;
@@ -223,7 +223,7 @@ export async function bridge(
     const fromTarget = conn.reader ?? conn.readable.getReader();
     const toClient = ws.writer ?? ws.writable.getWriter();
     const targetFailed = (error: unknown) => {
-      fail(error, CLOSE_INTERNAL_ERROR, "Target connection error");
+      fail(error, CLOSE_INTERNAL_ERROR, CLOSE_REASON.targetError);
       fromTarget.cancel().catch(noop);
       ended();
     };
@@ -233,7 +233,7 @@ export async function bridge(
       return base64 ? encodeBase64(value) : value;
     }, () =>
       toClient.close().then(() => {
-        ws.close(CLOSE_NORMAL, "Target closed");
+        ws.close(CLOSE_NORMAL, CLOSE_REASON.targetClosed);
         ended();
       }, targetFailed), targetFailed);
   });

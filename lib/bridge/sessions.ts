@@ -7,7 +7,7 @@
 import { bridge, type BridgeStats, StopSignal } from "./bridge.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { formatAddr, formatTarget } from "../target.ts";
+import { clientLabel, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
 
 /** Records one session (`--record`). */
@@ -81,9 +81,11 @@ export function createSessions(options: SessionOptions): Sessions {
     try {
       const scheme = info.tls ? "wss://" : "ws://";
       const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
-      log.info(`${nameOf(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`);
+      log.info(
+        `${clientLabel(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`,
+      );
       recorder = options.record?.(info.id);
-      if (recorder) log.info(`${nameOf(info, target)}: opening record file: ${recorder.path}`);
+      if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
       return bridge(ws, connectTo(options.connect, target), {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
@@ -96,7 +98,7 @@ export function createSessions(options: SessionOptions): Sessions {
 
   /** The close line, and the failure that ended the session, if any. */
   const logClose = (info: ConnInfo, target: Target, stats: BridgeStats, started: number) => {
-    const name = nameOf(info, target);
+    const name = clientLabel(info, target);
     if (!stats.connected) {
       log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
     } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
@@ -121,11 +123,6 @@ export function createSessions(options: SessionOptions): Sessions {
       await Promise.all(running.values());
     },
   };
-}
-
-/** How the log names a session. */
-function nameOf(info: ConnInfo, target: Target): string {
-  return `#${info.id} ${formatAddr(info.remote)} -> ${formatTarget(target)}`;
 }
 
 /** A connect function for one target, made outside `run` so it keeps only these two. */

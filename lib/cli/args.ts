@@ -6,7 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { HANDSHAKE_TIMEOUT_MS } from "../limits.ts";
-import { parseListen, UsageError } from "../target.ts";
+import { UsageError } from "../errors.ts";
+import { parseListen } from "../target.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
 import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { parseTarget, UsageError } from "../target.ts";
+import { UsageError } from "../errors.ts";
+import { parseTarget } from "../target.ts";
 import type { Target } from "../types.ts";
 import type { CliLifecycle, CliPlugin, WrapMode } from "./args.ts";
 

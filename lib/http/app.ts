@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
 import type { Logger } from "../log.ts";
 import { refuse } from "./refuse.ts";
-import { formatAddr } from "../target.ts";
+import { clientLabel } from "../target.ts";
 import type { ConnInfo, RequestEnv, Target } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
@@ -65,9 +65,9 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
     const { info, accept } = c.env;
-    const client = formatAddr(info.remote);
+    const client = clientLabel(info);
     const refuseLogged = (status: number, reason: string) => {
-      log.info(`#${info.id} ${client}: code ${status}, message ${reason}`);
+      log.info(`${client}: code ${status}, message ${reason}`);
       return refuse(status, reason);
     };
     const method = c.req.method;
@@ -79,13 +79,13 @@ export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
       const denied = options.webAuth && await options.authenticate?.(c.req.raw, info, undefined);
       if (denied) return denied;
       const res = await serveWeb(c.req.raw, options.web);
-      log.debug(`#${info.id} ${client}: ${method} ${c.req.path} ${res.status}`);
+      log.debug(`${client}: ${method} ${c.req.path} ${res.status}`);
       return res;
     }
     if (!accept || method !== "GET") return refuseLogged(405, "Method Not Allowed");
     const headers = c.req.raw.headers;
     log.debug(
-      `#${info.id} ${client}: upgrade ${c.req.path}, protocols '${
+      `${client}: upgrade ${c.req.path}, protocols '${
         headers.get("sec-websocket-protocol") ?? ""
       }', origin '${headers.get("origin") ?? ""}'`,
     );

@@ -7,7 +7,7 @@
  * @module
  */
 import { escapeControls, type Level, type Logger } from "../log.ts";
-import { UsageError } from "../target.ts";
+import { UsageError } from "../errors.ts";
 
 /** The `user` facility, upstream's default. */
 export const FACILITY_USER = 1;

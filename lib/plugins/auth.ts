@@ -6,15 +6,10 @@
  */
 import type { Authenticate } from "../http/app.ts";
 import type { Logger } from "../log.ts";
-import {
-  AuthenticationError,
-  type AuthPlugin,
-  type AuthPluginFactory,
-  isAuthenticationError,
-} from "./plugins.ts";
-import { errorText } from "../errors.ts";
+import type { AuthPlugin, AuthPluginFactory } from "./plugins.ts";
+import { AuthenticationError, errorText, isAuthenticationError } from "../errors.ts";
 import { refuse } from "../http/refuse.ts";
-import { formatAddr } from "../target.ts";
+import { clientLabel } from "../target.ts";
 
 const CHALLENGE = { "WWW-Authenticate": 'Basic realm="Websockify"' };
 
@@ -157,7 +152,7 @@ export function createAuthenticate(plugin: AuthPlugin, log: Logger): Authenticat
       await plugin.authenticate({ headers, target, client: info });
       return undefined;
     } catch (error) {
-      const client = `#${info.id} ${formatAddr(info.remote)}`;
+      const client = clientLabel(info);
       if (isAuthenticationError(error)) {
         log.info(`${client}: Authentication failed: ${error.logMessage}`);
         return refuse(error.status, error.message, error.headers);

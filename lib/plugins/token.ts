@@ -7,10 +7,10 @@
  */
 import type { ResolveTarget } from "../http/app.ts";
 import { type Logger, tokenLabel } from "../log.ts";
-import { isAuthenticationError, type TokenPlugin } from "./plugins.ts";
-import { errorText } from "../errors.ts";
+import type { TokenPlugin } from "./plugins.ts";
+import { errorText, isAuthenticationError } from "../errors.ts";
 import { refuse } from "../http/refuse.ts";
-import { formatAddr } from "../target.ts";
+import { clientLabel } from "../target.ts";
 
 /**
  * The token of a request, or undefined when there is none.
@@ -66,7 +66,7 @@ export interface TokenResolverOptions {
 export function createTokenResolver(options: TokenResolverOptions): ResolveTarget {
   const { plugin, hostToken = false, log } = options;
   return async (req, info) => {
-    const client = `#${info.id} ${formatAddr(info.remote)}`;
+    const client = clientLabel(info);
     const token = tokenFromRequest(req, hostToken);
     if (token === undefined) {
       log.info(`${client}: Token not present`);

@@ -30,6 +30,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import { parseTarget } from "../target.ts";
+import { parseHostPort } from "./token_target.ts";
 import type { Target } from "../types.ts";
 
 /** The `TokenRedis` source format, for messages and help. */
@@ -127,9 +128,14 @@ export function parseRedisSource(source: string | undefined): RedisSource {
   };
 }
 
-/** The target in a value, or undefined when the value has no usable one. */
+/**
+ * The target in a value, or undefined (or a throw) when the value has no
+ * usable one. Text is read as every token plugin reads it; the JSON form is
+ * upstream's Redis one (`port` optional, `host` may hold `host:port`), so it
+ * goes to {@link parseTarget} itself.
+ */
 function target(value: string): Target | undefined {
-  if (!value.startsWith("{")) return /\s/.test(value) ? undefined : parseTarget(value);
+  if (!value.startsWith("{")) return parseHostPort(value);
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -167,7 +173,7 @@ export function parseRedisValue(value: string, key: string): Target {
   try {
     found = target(text);
   } catch {
-    // parseTarget's usage error: handled below with the key and value.
+    // The parsers' errors: handled below with the key and value.
   }
   if (found) return found;
   const shown = JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);

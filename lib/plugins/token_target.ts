@@ -1,11 +1,14 @@
 /**
  * Targets from what token plugins read: `host:port` text (token files, token
- * APIs) and `{ host, port }` objects (JSON token APIs, JWT claims); and the
- * token API URL template. Pure: the plugins in `adapters/` do the reading.
+ * APIs, Redis values) and `{ host, port }` objects (JSON token APIs, JWT
+ * claims), both through `parseTarget` (`lib/target.ts`), as the command
+ * line's target is; and the token API URL template. Pure: the plugins in
+ * `adapters/` do the reading.
  *
  * @module
  */
-import { parseTarget, UsageError } from "../target.ts";
+import { UsageError } from "../errors.ts";
+import { parseTarget } from "../target.ts";
 import type { Target } from "../types.ts";
 
 /**

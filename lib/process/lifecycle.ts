@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { LIFECYCLE_TICK_MS } from "../limits.ts";
 import type { Logger } from "../log.ts";
 
 /** Options for {@link watchLifecycle}; seconds, 0 for off. */
@@ -75,7 +76,7 @@ export function watchLifecycle(options: LifecycleOptions, hooks: LifecycleHooks)
         log.info(`listener exit due to --idle-timeout ${idleTimeout}`);
         hooks.shutdown();
       }
-    }, 1000));
+    }, LIFECYCLE_TICK_MS));
   }
   return {
     sessionEnded() {

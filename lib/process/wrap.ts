@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { RESPAWN_HISTORY, RESPAWN_WINDOW_MS } from "../limits.ts";
 import { KEY_PASSWORD_ENV } from "../cli/args.ts";
 
 /** The dynamic loader's preload list. */
@@ -30,11 +31,6 @@ export const WRAP_HOSTS: readonly string[] = ["127.0.0.1", "::1"];
 /** The one-line error when no C compiler is found. */
 export const NO_COMPILER_TEXT =
   "Wrap mode needs a C compiler to build rebind.so: install gcc (apt-get install gcc)";
-
-/** Upstream's respawn throttle: this many recent start times are kept... */
-export const RESPAWN_HISTORY = 3;
-/** ...and a restart waits until their mean is this long ago. */
-export const RESPAWN_WINDOW_MS = 10_000;
 
 /** Secrets for the proxy alone, never passed to the wrapped program. */
 export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV];

@@ -13,6 +13,16 @@
  *
  * @module
  */
+import {
+  CLOSE_INVALID_DATA,
+  CLOSE_NO_STATUS,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_REASON,
+  CLOSE_TOO_BIG,
+  CLOSE_UNSUPPORTED,
+  unknownOpcodeReason,
+  validCloseCode,
+} from "./close_codes.ts";
 
 /** Opcodes (RFC 6455 §5.2). */
 export const OP_CONTINUATION = 0x0;
@@ -37,9 +47,6 @@ export interface FrameHandler {
   /** A protocol violation: close with `code` and `reason`. Parsing stops. */
   protocolError(code: number, reason: string): void;
 }
-
-/** The close reason for a text frame where only binary is spoken. */
-export const TEXT_UNSUPPORTED = "Unsupported: Text frames are not supported";
 
 const EMPTY = new Uint8Array(0);
 /** The longest 64-bit length a number holds exactly: high word up to 2^21 - 1. */
@@ -147,12 +154,6 @@ export function closePayload(code?: number, reason = ""): Uint8Array {
   new DataView(out.buffer).setUint16(0, code);
   const { written } = encoder.encodeInto(reason, out.subarray(2));
   return out.subarray(0, 2 + written);
-}
-
-/** Close codes a client may send (RFC 6455 §7.4). */
-function validCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999);
 }
 
 /**
@@ -278,15 +279,15 @@ export class FrameParser {
     else if (len7 === 127) {
       const high = uint32(head, at + 2);
       if (high > 0x7fffffff) {
-        return void this.#fail(1002, "Protocol error: Frame length has its top bit set");
+        return void this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.lengthTopBit);
       }
-      if (high > MAX_HIGH_WORD) return void this.#fail(1009, "Message too big");
+      if (high > MAX_HIGH_WORD) return void this.#fail(CLOSE_TOO_BIG, CLOSE_REASON.tooBig);
       length = high * 2 ** 32 + uint32(head, at + 6);
     }
     this.#mask = uint32(head, at + size - 4);
     this.#phase = 0;
     if (this.#opcode >= OP_CLOSE) {
-      if (length > 125) return void this.#fail(1002, "Protocol error: Control frame too long");
+      if (length > 125) return void this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.controlTooLong);
       this.#control = length > 0 ? new Uint8Array(length) : EMPTY;
       this.#controlLength = 0;
     } else {
@@ -295,7 +296,7 @@ export class FrameParser {
       if (this.#opcode === OP_TEXT) {
         this.#textAnnounced += length;
         if (this.#textAnnounced > this.maxTextBytes) {
-          return void this.#fail(1009, "Message too big");
+          return void this.#fail(CLOSE_TOO_BIG, CLOSE_REASON.tooBig);
         }
       }
     }
@@ -307,21 +308,23 @@ export class FrameParser {
   #checkStart(b0: number, b1: number): boolean {
     const opcode = b0 & 0x0f;
     const fin = (b0 & 0x80) !== 0;
-    if (b0 & 0x70) return this.#fail(1002, "Protocol error: Reserved bits set");
-    if (!(b1 & 0x80)) return this.#fail(1002, "Procotol error: Frame not masked");
+    if (b0 & 0x70) return this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.reservedBits);
+    if (!(b1 & 0x80)) return this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.notMasked);
     if (opcode >= OP_CLOSE) {
       if (opcode > OP_PONG) {
-        return this.#fail(1002, `Protocol error: Unknown opcode ${hex(opcode)}`);
+        return this.#fail(CLOSE_PROTOCOL_ERROR, unknownOpcodeReason(hex(opcode)));
       }
-      if (!fin) return this.#fail(1002, "Protocol error: Fragmented control frame");
+      if (!fin) return this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.fragmentedControl);
     } else if (opcode === OP_CONTINUATION) {
-      if (!this.#message) return this.#fail(1002, "Procotol error: Unexpected continuation frame");
+      if (!this.#message) {
+        return this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.unexpectedContinuation);
+      }
     } else if (opcode > OP_BINARY) {
-      return this.#fail(1002, `Protocol error: Unknown opcode ${hex(opcode)}`);
+      return this.#fail(CLOSE_PROTOCOL_ERROR, unknownOpcodeReason(hex(opcode)));
     } else if (this.#message) {
-      return this.#fail(1002, "Procotol error: Unexpected new frame");
+      return this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.unexpectedNewFrame);
     } else if (opcode === OP_TEXT && this.maxTextBytes === 0) {
-      return this.#fail(1003, TEXT_UNSUPPORTED);
+      return this.#fail(CLOSE_UNSUPPORTED, CLOSE_REASON.textUnsupported);
     } else {
       this.#message = opcode;
       this.#textLength = this.#textAnnounced = 0;
@@ -373,21 +376,25 @@ export class FrameParser {
     try {
       message = utf8.decode(bytes);
     } catch {
-      this.#fail(1007, "Invalid UTF-8 in text frame");
+      this.#fail(CLOSE_INVALID_DATA, CLOSE_REASON.invalidText);
       return;
     }
     this.handler.receiveText(message);
   }
 
   #endClose(payload: Uint8Array): void {
-    if (payload.length === 0) return this.#stop(() => this.handler.receiveClose(1005, ""));
+    if (payload.length === 0) {
+      return this.#stop(() => this.handler.receiveClose(CLOSE_NO_STATUS, ""));
+    }
     const code = payload.length >= 2 ? (payload[0]! << 8) | payload[1]! : 0;
-    if (!validCloseCode(code)) return void this.#fail(1002, "Protocol error: Invalid close code");
+    if (!validCloseCode(code)) {
+      return void this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.invalidCloseCode);
+    }
     let reason: string;
     try {
       reason = utf8.decode(payload.subarray(2));
     } catch {
-      return void this.#fail(1002, "Procotol error: Invalid UTF-8 in close");
+      return void this.#fail(CLOSE_PROTOCOL_ERROR, CLOSE_REASON.invalidCloseText);
     }
     this.#stop(() => this.handler.receiveClose(code, reason));
   }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { MAX_HEAD_BYTES, MAX_HEADERS } from "../limits.ts";
 
 /** A WebSocket upgrade request head. */
 export interface UpgradeHead {
@@ -21,16 +22,6 @@ export interface UpgradeHead {
   /** The bytes of the head, blank line included: what follows is frames. */
   readonly length: number;
 }
-
-/** Node's default limit on a request head (`--max-http-header-size`). */
-export const MAX_HEAD_BYTES = 16 * 1024;
-
-/**
- * More header lines than any browser sends. Bun's `node:http` refuses a head
- * with many more (and Node keeps only the first 2000): such a head goes to
- * the HTTP server, to be answered as it would be there.
- */
-export const MAX_HEADERS = 64;
 
 const REQUEST_LINE = /^GET (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x20-\x7e\t]*?)[ \t]*$/;
