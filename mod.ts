@@ -195,7 +195,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       ? undefined
       : options.handshakeTimeout * 1000,
     log,
-  }, { fetch: app.fetch, open: sessions.open });
+  }, { fetch: app.fetch, upgrade: app.upgrade, open: sessions.open });
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   let closing: Promise<void> | undefined;

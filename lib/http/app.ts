@@ -6,10 +6,11 @@
  */
 import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { refuse } from "./refuse.ts";
 import { formatAddr } from "../target.ts";
-import type { ConnInfo, RequestEnv, Target } from "../types.ts";
+import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
 /** Picks the target for an upgrade, or refuses it with a response. */
@@ -48,50 +49,81 @@ export interface AppOptions {
 const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
+ * The app: Hono answers plain requests (`--web` files, 405, 501), and
+ * `upgrade` decides WebSocket upgrades as data, which the server acts on.
+ */
+export type App = Hono<{ Bindings: RequestEnv }> & {
+  /** Decides a WebSocket upgrade request; never rejects. */
+  readonly upgrade: ServerHandlers["upgrade"];
+};
+
+/**
  * Creates the app that a server adapter calls for every request.
  *
  * @example
  * ```ts
  * const app = createApp({ resolveTarget: () => target, log: SILENT_LOGGER });
+ * const decision = await app.upgrade(request, info); // { kind: "accept", protocol, target }
  * ```
  */
-export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
+export function createApp(options: AppOptions): App {
   const { log, resolveTarget } = options;
+  const refused = (info: ConnInfo, status: number, reason: string): Response => {
+    log.info(`#${info.id} ${formatAddr(info.remote)}: code ${status}, message ${reason}`);
+    return refuse(status, reason);
+  };
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
-    const { info, accept } = c.env;
-    const client = formatAddr(info.remote);
-    const refuseLogged = (status: number, reason: string) => {
-      log.info(`#${info.id} ${client}: code ${status}, message ${reason}`);
-      return refuse(status, reason);
-    };
+    const { info } = c.env;
     const method = c.req.method;
     if (!KNOWN_METHODS.includes(method)) {
-      return refuseLogged(501, `Unsupported method ('${method}')`);
+      return refused(info, 501, `Unsupported method ('${method}')`);
     }
-    const readOnly = method === "GET" || method === "HEAD";
-    if (!accept && readOnly && options.web) {
+    if (options.web && (method === "GET" || method === "HEAD")) {
       const denied = options.webAuth && await options.authenticate?.(c.req.raw, info, undefined);
       if (denied) return denied;
       const res = await serveWeb(c.req.raw, options.web);
-      log.debug(`#${info.id} ${client}: ${method} ${c.req.path} ${res.status}`);
+      log.debug(`#${info.id} ${formatAddr(info.remote)}: ${method} ${c.req.path} ${res.status}`);
       return res;
     }
-    if (!accept || method !== "GET") return refuseLogged(405, "Method Not Allowed");
-    const headers = c.req.raw.headers;
+    return refused(info, 405, "Method Not Allowed");
+  });
+
+  const upgrade = async (req: Request, info: ConnInfo): Promise<UpgradeDecision> => {
+    const method = req.method;
+    if (!KNOWN_METHODS.includes(method)) {
+      return refusal(refused(info, 501, `Unsupported method ('${method}')`));
+    }
+    if (method !== "GET") {
+      const res = refused(info, 405, "Method Not Allowed");
+      // Without a body for HEAD, as Hono answers it.
+      return refusal(method === "HEAD" ? new Response(null, res) : res);
+    }
+    const headers = req.headers;
     log.debug(
-      `#${info.id} ${client}: upgrade ${c.req.path}, protocols '${
+      `#${info.id} ${formatAddr(info.remote)}: upgrade ${app.getPath(req)}, protocols '${
         headers.get("sec-websocket-protocol") ?? ""
       }', origin '${headers.get("origin") ?? ""}'`,
     );
     const handshake = checkHandshake(headers);
-    if (!handshake.ok) return refuseLogged(handshake.status, handshake.reason);
-    const denied = await options.authenticate?.(c.req.raw, info, options.target);
-    if (denied) return denied;
-    const target = await resolveTarget(c.req.raw, info);
-    if (target instanceof Response) return target;
-    accept(handshake.protocol, target);
-    return new Response(null, { status: 204 });
-  });
-  return app;
+    if (!handshake.ok) return refusal(refused(info, handshake.status, handshake.reason));
+    try {
+      const denied = await options.authenticate?.(req, info, options.target);
+      if (denied) return refusal(denied);
+      const target = await resolveTarget(req, info);
+      if (target instanceof Response) return refusal(target);
+      return { kind: "accept", protocol: handshake.protocol, target };
+    } catch (error) {
+      // A hook that throws gets what Hono answers for a throwing handler.
+      log.error(`#${info.id} ${formatAddr(info.remote)}: ${errorText(error)}`);
+      return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));
+    }
+  };
+  return Object.assign(app, { upgrade });
+}
+
+const TEXT = { "content-type": "text/plain; charset=UTF-8" };
+
+function refusal(response: Response): UpgradeDecision {
+  return { kind: "refuse", response };
 }
