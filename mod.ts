@@ -154,13 +154,13 @@ export interface Websockify {
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
   const { resolveTarget, target } = targetResolver(options, log);
-  let sessionEnded = () => {}; // bound to the lifecycle once the server listens
   const sessions = createSessions({
     connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
-    onSessionEnd: () => sessionEnded(),
+    // Sessions run once the server listens, and `lifecycle` is set by then.
+    onSessionEnd: () => lifecycle.sessionEnded(),
   });
   const web = options.web === undefined ? undefined : {
     root: await resolveWebRoot(options.web),
@@ -191,7 +191,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       ? undefined
       : options.handshakeTimeout * 1000,
     log,
-  }, { fetch: app.fetch, open: sessions.open });
+  }, { fetch: app.fetch, upgrade: app.upgrade, open: sessions.open });
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   let closing: Promise<void> | undefined;
@@ -210,7 +210,6 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       shutdown: () => void close(),
     },
   );
-  sessionEnded = lifecycle.sessionEnded;
   return {
     addr: listener.addr,
     get sessions() {

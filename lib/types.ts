@@ -120,20 +120,26 @@ export interface ConnInfo {
   readonly peerCn?: string;
 }
 
-/** Lets the HTTP app accept an upgrade request it has approved. */
-export type AcceptUpgrade = (protocol: string, target: Target) => void;
+/**
+ * What the HTTP app decides on a WebSocket upgrade request: refuse it with a
+ * response, sent instead of the 101, or accept it with a subprotocol and a
+ * target.
+ */
+export type UpgradeDecision =
+  | { readonly kind: "refuse"; readonly response: Response }
+  | { readonly kind: "accept"; readonly protocol: string; readonly target: Target };
 
-/** What the server adapter passes to the HTTP app with each request. */
+/** What the server adapter passes to the HTTP app with each plain request. */
 export interface RequestEnv {
   readonly info: ConnInfo;
-  /** Present only on WebSocket upgrade requests. */
-  readonly accept?: AcceptUpgrade;
 }
 
 /** The callbacks a server adapter drives. */
 export interface ServerHandlers {
-  /** Answers plain HTTP requests and decides upgrades (the Hono app). */
+  /** Answers plain HTTP requests (the Hono app). */
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
+  /** Decides a WebSocket upgrade request. */
+  upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
   /** Takes over a WebSocket the app accepted. */
   open(ws: WsConn, target: Target, info: ConnInfo): void;
 }

@@ -29,6 +29,7 @@ import { CLOSE_ABNORMAL, CLOSE_NO_STATUS } from "../../lib/protocol/close_codes.
 import type { CloseInfo, WsConn } from "../../lib/types.ts";
 import { CLOSE_TIMEOUT_MS, HIGH_WATER_MARK, MAX_MESSAGE_BYTES } from "../../lib/limits.ts";
 import { SocketWriter } from "../connect/node.ts";
+import { Deadline } from "./deadline.ts";
 import { fastUnmask } from "./unmask.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -104,7 +105,8 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
   #nextPong: Uint8Array | null = null;
   /** The close frame the client sent, if any. */
   #received: CloseInfo | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once our close frame is sent: the client has that long to answer it. */
+  #deadline: Deadline | undefined;
   #resolveClosed: (info: CloseInfo) => void = noop;
 
   constructor(readonly sock: net.Socket, readonly protocol: string, head: Uint8Array) {
@@ -134,7 +136,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
 
   static #onClose(this: net.Socket): void {
     const ws = (this as Owned)[CONN];
-    clearTimeout(ws.#timer);
+    ws.#deadline?.stop();
     ws.reader.end();
     ws.#resolveClosed(ws.#received ?? { code: CLOSE_ABNORMAL, reason: "" });
   }
@@ -149,7 +151,7 @@ class SocketWsConn extends StreamViews<Uint8Array | string, Uint8Array | string>
     this.writer.closing = true;
     if (this.#received && !this.sock.writableEnded) this.sock.end();
     // A client that does not answer the close frame is cut off.
-    this.#timer = setTimeout(() => this.sock.destroy(), CLOSE_TIMEOUT_MS);
+    this.#deadline = new Deadline(this.sock, CLOSE_TIMEOUT_MS);
   }
 
   abort(): void {

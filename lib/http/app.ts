@@ -6,10 +6,11 @@
  */
 import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { refuse } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
-import type { ConnInfo, RequestEnv, Target } from "../types.ts";
+import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
 /** Picks the target for an upgrade, or refuses it with a response. */
@@ -48,6 +49,15 @@ export interface AppOptions {
 const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
+ * The app: Hono answers plain requests (`--web` files, 405, 501), and
+ * `upgrade` decides WebSocket upgrades as data, which the server acts on.
+ */
+export type App = Hono<{ Bindings: RequestEnv }> & {
+  /** Decides a WebSocket upgrade request; never rejects. */
+  readonly upgrade: ServerHandlers["upgrade"];
+};
+
+/**
  * Creates the app that a server adapter calls for every request.
  *
  * @example
@@ -58,45 +68,78 @@ const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
  *
  * const target = parseTarget("localhost:5900");
  * const app = createApp({ resolveTarget: () => target, log: SILENT_LOGGER });
+ * const request = new Request("http://localhost/", {
+ *   headers: {
+ *     upgrade: "websocket",
+ *     connection: "Upgrade",
+ *     "sec-websocket-version": "13",
+ *     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+ *     "sec-websocket-protocol": "binary",
+ *   },
+ * });
+ * const info = { id: 1, remote: { hostname: "127.0.0.1", port: 50000 }, tls: false };
+ * const decision = await app.upgrade(request, info);
+ * console.log(decision.kind); // "accept", with protocol "binary" and the target
  * ```
  */
-export function createApp(options: AppOptions): Hono<{ Bindings: RequestEnv }> {
+export function createApp(options: AppOptions): App {
   const { log, resolveTarget } = options;
+  const refused = (info: ConnInfo, status: number, reason: string): Response => {
+    log.info(`${clientLabel(info)}: code ${status}, message ${reason}`);
+    return refuse(status, reason);
+  };
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
-    const { info, accept } = c.env;
-    const client = clientLabel(info);
-    const refuseLogged = (status: number, reason: string) => {
-      log.info(`${client}: code ${status}, message ${reason}`);
-      return refuse(status, reason);
-    };
+    const { info } = c.env;
     const method = c.req.method;
     if (!KNOWN_METHODS.includes(method)) {
-      return refuseLogged(501, `Unsupported method ('${method}')`);
+      return refused(info, 501, `Unsupported method ('${method}')`);
     }
-    const readOnly = method === "GET" || method === "HEAD";
-    if (!accept && readOnly && options.web) {
+    if (options.web && (method === "GET" || method === "HEAD")) {
       const denied = options.webAuth && await options.authenticate?.(c.req.raw, info, undefined);
       if (denied) return denied;
       const res = await serveWeb(c.req.raw, options.web);
-      log.debug(`${client}: ${method} ${c.req.path} ${res.status}`);
+      log.debug(`${clientLabel(info)}: ${method} ${c.req.path} ${res.status}`);
       return res;
     }
-    if (!accept || method !== "GET") return refuseLogged(405, "Method Not Allowed");
-    const headers = c.req.raw.headers;
+    return refused(info, 405, "Method Not Allowed");
+  });
+
+  const upgrade = async (req: Request, info: ConnInfo): Promise<UpgradeDecision> => {
+    const method = req.method;
+    if (!KNOWN_METHODS.includes(method)) {
+      return refusal(refused(info, 501, `Unsupported method ('${method}')`));
+    }
+    if (method !== "GET") {
+      const res = refused(info, 405, "Method Not Allowed");
+      // Without a body for HEAD, as Hono answers it.
+      return refusal(method === "HEAD" ? new Response(null, res) : res);
+    }
+    const headers = req.headers;
     log.debug(
-      `${client}: upgrade ${c.req.path}, protocols '${
+      `${clientLabel(info)}: upgrade ${app.getPath(req)}, protocols '${
         headers.get("sec-websocket-protocol") ?? ""
       }', origin '${headers.get("origin") ?? ""}'`,
     );
     const handshake = checkHandshake(headers);
-    if (!handshake.ok) return refuseLogged(handshake.status, handshake.reason);
-    const denied = await options.authenticate?.(c.req.raw, info, options.target);
-    if (denied) return denied;
-    const target = await resolveTarget(c.req.raw, info);
-    if (target instanceof Response) return target;
-    accept(handshake.protocol, target);
-    return new Response(null, { status: 204 });
-  });
-  return app;
+    if (!handshake.ok) return refusal(refused(info, handshake.status, handshake.reason));
+    try {
+      const denied = await options.authenticate?.(req, info, options.target);
+      if (denied) return refusal(denied);
+      const target = await resolveTarget(req, info);
+      if (target instanceof Response) return refusal(target);
+      return { kind: "accept", protocol: handshake.protocol, target };
+    } catch (error) {
+      // A hook that throws gets what Hono answers for a throwing handler.
+      log.error(`${clientLabel(info)}: ${errorText(error)}`);
+      return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));
+    }
+  };
+  return Object.assign(app, { upgrade });
+}
+
+const TEXT = { "content-type": "text/plain; charset=UTF-8" };
+
+function refusal(response: Response): UpgradeDecision {
+  return { kind: "refuse", response };
 }
