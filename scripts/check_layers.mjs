@@ -27,12 +27,6 @@ const LIB_EXCEPTIONS = { "lib/cli/args.ts": ["node:util"] };
 const RUNTIME_GLOBALS = new Set(["Deno", "Bun", "process", "Buffer"]);
 /** The package's own name: importing it means importing mod.ts. */
 const PACKAGE_NAME = "@websockify/websockify";
-/**
- * Known violations in adapters/, named so that they stay visible: wrap.ts
- * takes its option type from mod.ts (a type-only import); remove the entry
- * once that type lives under lib/.
- */
-const ADAPTER_EXCEPTIONS = { "adapters/process/wrap.ts": ["mod.ts"] };
 const SOURCE = /\.(?:[cm]?[jt]s|tsx|jsx)$/;
 
 /** Keywords after which a `/` starts a regular expression, not a division. */
@@ -249,7 +243,7 @@ function checkLayers(root) {
         : spec === PACKAGE_NAME
         ? "mod.ts"
         : "";
-      if (entries.has(target) && !(ADAPTER_EXCEPTIONS[name] ?? []).includes(target)) {
+      if (entries.has(target)) {
         out.push(`${name}:${line}: imports ${target}; adapters/ must not depend on the entries`);
       }
     }

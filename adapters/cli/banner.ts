@@ -8,7 +8,7 @@ import path from "node:path";
 import type { CliRun } from "../../lib/cli/args.ts";
 import type { Logger } from "../../lib/log.ts";
 import { formatAddr, formatTarget } from "../../lib/target.ts";
-import type { Websockify, WebsockifyOptions } from "../../mod.ts";
+import type { Websockify, WebsockifyOptions } from "../websockify.ts";
 import { workerIndex } from "../process/workers.ts";
 import type { Wrap } from "../process/wrap.ts";
 

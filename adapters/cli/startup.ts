@@ -11,14 +11,9 @@ import { type CliRun, type CliTls, KEY_PASSWORD_ENV } from "../../lib/cli/args.t
 import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
-import {
-  ConfigError,
-  loadAuthPlugin,
-  loadTokenPlugin,
-  type Websockify,
-  websockify,
-  type WebsockifyOptions,
-} from "../../mod.ts";
+import { ConfigError } from "../../lib/errors.ts";
+import { loadAuthPlugin, loadTokenPlugin } from "../stores/plugins.ts";
+import { type Websockify, websockify, type WebsockifyOptions } from "../websockify.ts";
 import { WORKER_PORT_ENV, workerMode, workerNumber } from "../process/workers.ts";
 import { prepareWrap, type Wrap } from "../process/wrap.ts";
 import { resolveHost } from "../server/listen.ts";

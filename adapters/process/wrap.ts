@@ -28,7 +28,7 @@ import {
   WRAP_LOG,
   wrapEnv,
 } from "../../lib/process/wrap.ts";
-import type { WebsockifyOptions } from "../../mod.ts";
+import type { WebsockifyOptions } from "../websockify.ts";
 import { defaultConnect } from "../connect/connect.ts";
 import { rebindLibrary } from "./rebind.ts";
 import { type Program, spawnProgram } from "./spawn.ts";
@@ -119,7 +119,7 @@ function startError(text: string, error: Error): string {
  * ```ts
  * import process from "node:process";
  * import { SILENT_LOGGER } from "../../lib/log.ts";
- * import { websockify } from "../../mod.ts";
+ * import { websockify } from "../websockify.ts";
  * import { prepareWrap } from "./wrap.ts";
  *
  * async function run() {
