@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { bridge, type BridgeOptions, type BridgeStats, StopSignal } from "../lib/bridge/bridge.ts";
+import { bridge, type BridgeOptions, type BridgeStats } from "../lib/bridge/bridge.ts";
+import { StopSignal } from "../lib/bridge/stop_signal.ts";
 import { ChunkQueue, READY } from "../lib/bridge/chunks.ts";
 import { CLOSE_REASON } from "../lib/protocol/close_codes.ts";
 import type { ChunkWriter, CloseInfo, Conn, WsConn } from "../lib/types.ts";

@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/server/unmask.ts";
 import { CLOSE_REASON } from "../lib/protocol/close_codes.ts";
-import { closePayload, frameHead, FrameParser, unmask } from "../lib/protocol/frames.ts";
+import { FrameParser } from "../lib/protocol/frames.ts";
+import { closePayload, frameHead } from "../lib/protocol/server_frames.ts";
+import { unmask } from "../lib/protocol/unmask.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -8,7 +8,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { StopSignal } from "../lib/bridge/bridge.ts";
+import { StopSignal } from "../lib/bridge/stop_signal.ts";
 import { createLogger } from "../mod.ts";
 import { encodeFrame, rawConnect } from "./_frames.ts";
 import {

@@ -39,7 +39,23 @@ export { processHost } from "./host.ts";
  *
  * @example
  * ```ts
- * process.exitCode = await runCli(process.argv.slice(2), processHost());
+ * import assert from "node:assert/strict";
+ * import { type CliHost, runCli } from "./run.ts";
+ *
+ * let out = "";
+ * const host: CliHost = {
+ *   stdout: (text) => void (out += text),
+ *   stderr: () => {},
+ *   env: {},
+ *   cwd: ".",
+ *   pid: 1,
+ *   exit: () => {},
+ *   on: () => {},
+ *   off: () => {},
+ * };
+ * assert.equal(await runCli(["--help"], host), 0);
+ * assert.match(out, /^Usage:/);
+ * // cli.ts: process.exitCode = await runCli(process.argv.slice(2), processHost());
  * ```
  */
 export async function runCli(argv: string[], host: CliHost): Promise<number> {

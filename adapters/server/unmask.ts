@@ -8,7 +8,7 @@
  * @module
  */
 import { createRequire } from "node:module";
-import { type Unmask, unmask } from "../../lib/protocol/frames.ts";
+import { type Unmask, unmask } from "../../lib/protocol/unmask.ts";
 
 type Native = (bytes: Uint8Array, mask: Uint8Array) => void;
 

@@ -13,11 +13,9 @@
 import { createHash } from "node:crypto";
 import type net from "node:net";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/bridge/chunks.ts";
+import { closePayload, controlFrame, frameHead } from "../../lib/protocol/server_frames.ts";
 import {
-  closePayload,
-  controlFrame,
   type FrameHandler,
-  frameHead,
   FrameParser,
   OP_BINARY,
   OP_CLOSE,

@@ -1,13 +1,12 @@
 /**
  * The byte pump between one WebSocket and one target connection.
  *
- * Data flow: client messages are read from `ws.readable` and written to
- * `conn.writable` (client → target); target bytes are read from
- * `conn.readable` and written to `ws.writable` (target → client), or through
- * their `reader` and `writer` where an adapter offers them. Each side's
- * readable pauses its socket while full and each writable settles only once
- * its socket has room, so a slow reader on either side holds the other side
- * back instead of growing memory. Close rules follow upstream websockify:
+ * Data flow: two pumps (`./pump.ts`), client messages to the target and
+ * target bytes to the client, each from a side's `reader` to the other's
+ * `writer` (or their Web Streams where an adapter offers no reader or
+ * writer). A reader pauses its socket while full and a writer's `ready`
+ * waits until its socket has room, so a slow reader on either side holds
+ * the other side back instead of growing memory. Close rules follow upstream websockify:
  * target EOF flushes and closes 1000 "Target closed"; a client close flushes
  * its data, half-closes the target and waits briefly for the target to close.
  *
@@ -15,7 +14,9 @@
  */
 import { LINGER_MS } from "../limits.ts";
 import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
-import { READY } from "./chunks.ts";
+import { startHeartbeat } from "./heartbeat.ts";
+import { pump } from "./pump.ts";
+import type { AbortLike } from "./stop_signal.ts";
 import {
   CLOSE_GOING_AWAY,
   CLOSE_INTERNAL_ERROR,
@@ -24,67 +25,7 @@ import {
   CLOSE_REASON,
   CLOSE_UNSUPPORTED,
 } from "../protocol/close_codes.ts";
-import type { ChunkReader, ChunkWriter, CloseInfo, Conn, WsConn } from "../types.ts";
-
-/**
- * What the bridge needs of an abort signal. An `AbortSignal` has it, and so
- * does a {@link StopSignal}, which thousands of sessions can share.
- */
-export interface AbortLike {
-  /** True once the stop has happened. */
-  readonly aborted: boolean;
-  /** Calls `listener` once when the stop happens. */
-  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
-  /** Forgets `listener`. */
-  removeEventListener(type: "abort", listener: () => void): void;
-}
-
-/**
- * One stop for many sessions: a set of listeners. An `AbortController` per
- * session showed in the Node handshake profile (`bench/README.md`, "Figures
- * behind design choices"), and one shared `AbortSignal` warns past 10
- * listeners.
- *
- * @example
- * ```ts
- * import type { Conn, WsConn } from "../types.ts";
- * import { bridge, StopSignal } from "./bridge.ts";
- *
- * const stop = new StopSignal();
- * const serve = (ws: WsConn, connect: () => Promise<Conn>) =>
- *   bridge(ws, connect, { signal: stop });
- * // at shutdown:
- * stop.abort(); // every session that serve() started closes with 1001
- * ```
- */
-export class StopSignal implements AbortLike {
-  #listeners = new Set<() => void>();
-  #aborted = false;
-
-  /** True once {@link abort} has been called. */
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  /** Calls every listener once; later listeners are not called. */
-  abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    const listeners = [...this.#listeners];
-    this.#listeners.clear();
-    for (const listener of listeners) listener();
-  }
-
-  /** Calls `listener` once on {@link abort}. */
-  addEventListener(_type: "abort", listener: () => void): void {
-    if (!this.#aborted) this.#listeners.add(listener);
-  }
-
-  /** Forgets `listener`. */
-  removeEventListener(_type: "abort", listener: () => void): void {
-    this.#listeners.delete(listener);
-  }
-}
+import type { CloseInfo, Conn, WsConn } from "../types.ts";
 
 /** Options for {@link bridge}. */
 export interface BridgeOptions {
@@ -237,99 +178,4 @@ export async function bridge(
         ended();
       }, targetFailed), targetFailed);
   });
-}
-
-/**
- * Moves chunks from `reader` through `convert` to `writer`, waiting for the
- * writer's `ready` before each write, until the reader is done or `convert`
- * returns undefined (`onDone`), or something fails (`onError`). Exactly one
- * of the two is called, once. Two closures per direction stay alive: the
- * helpers below are shared.
- */
-function pump<T, U>(
-  reader: ChunkReader<T>,
-  writer: ChunkWriter<U>,
-  convert: (value: T) => U | undefined,
-  onDone: () => void,
-  onError: (error: unknown) => void,
-): void {
-  let over = false;
-  const fail = (error: unknown) => {
-    if (over) return;
-    over = true;
-    onError(error);
-  };
-  const onRead = ({ value, done }: ReadableStreamReadResult<T>) => {
-    if (over) return;
-    let chunk: U | undefined;
-    try {
-      chunk = done ? undefined : convert(value);
-    } catch (error) {
-      return fail(error);
-    }
-    if (chunk === undefined) {
-      over = true;
-      try {
-        onDone();
-      } catch (error) {
-        onError(error);
-      }
-      return;
-    }
-    const room = writer.ready;
-    if (room === READY) writeThenRead(writer, chunk, reader, onRead, fail);
-    else room.then(() => over || writeThenRead(writer, chunk, reader, onRead, fail), fail);
-  };
-  readNext(reader, onRead, fail);
-}
-
-function readNext<T>(
-  reader: ChunkReader<T>,
-  onRead: (result: ReadableStreamReadResult<T>) => void,
-  fail: (error: unknown) => void,
-): void {
-  try {
-    reader.read().then(onRead, fail);
-  } catch (error) {
-    fail(error);
-  }
-}
-
-function writeThenRead<T, U>(
-  writer: ChunkWriter<U>,
-  chunk: U,
-  reader: ChunkReader<T>,
-  onRead: (result: ReadableStreamReadResult<T>) => void,
-  fail: (error: unknown) => void,
-): void {
-  try {
-    // The built-in writers return READY: no promise per chunk for a catch.
-    const written = writer.write(chunk);
-    if (written !== READY) written.catch(noop);
-  } catch (error) {
-    return fail(error);
-  }
-  readNext(reader, onRead, fail);
-}
-
-/** Pings every `ms`; drops a client that has missed two pongs in a row. */
-function startHeartbeat(
-  ws: WsConn,
-  ms: number | undefined,
-  onTimeout: () => void,
-): () => void {
-  if (!ms || ms <= 0) return noop;
-  let missed = 0;
-  ws.onpong = () => (missed = 0);
-  const timer = setInterval(() => {
-    if (missed >= 2) onTimeout();
-    else {
-      missed++;
-      ws.ping();
-    }
-  }, ms);
-  return () => {
-    clearInterval(timer);
-    ws.onpong = null;
-  };
 }

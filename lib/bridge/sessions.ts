@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { bridge, type BridgeStats, StopSignal } from "./bridge.ts";
+import { bridge, type BridgeStats } from "./bridge.ts";
+import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { clientLabel, formatTarget } from "../target.ts";

@@ -1,6 +1,6 @@
 /**
- * The server side of RFC 6455 framing, without I/O: a parser for client
- * frames and the heads of server frames.
+ * The server side of RFC 6455 framing, without I/O: the parser for client
+ * frames (server frames are built by `./server_frames.ts`).
  *
  * A byte pump needs no message boundaries, so binary payload is streamed:
  * each piece is unmasked in place in the socket's own buffer and handed on
@@ -23,6 +23,7 @@ import {
   unknownOpcodeReason,
   validCloseCode,
 } from "./close_codes.ts";
+import { type Unmask, unmask } from "./unmask.ts";
 
 /** Opcodes (RFC 6455 §5.2). */
 export const OP_CONTINUATION = 0x0;
@@ -52,109 +53,8 @@ const EMPTY = new Uint8Array(0);
 /** The longest 64-bit length a number holds exactly: high word up to 2^21 - 1. */
 const MAX_HIGH_WORD = 0x1fffff;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const encoder = new TextEncoder();
-const scratch = new Uint8Array(4);
 /** The current frame's mask key as bytes, filled before each unmask (parsers take turns). */
 const MASK = new Uint8Array(4);
-const scratch32 = new Int32Array(scratch.buffer);
-
-/** Unmasks `bytes` in place from mask byte `phase` on; see {@link unmask}. */
-export type Unmask = (bytes: Uint8Array, mask: Uint8Array, phase: number) => void;
-
-/**
- * XORs `bytes` in place with the 4-byte `mask`, starting at mask byte
- * `phase` (the count of payload bytes before these, modulo 4). Aligned words
- * go four bytes at a time.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { unmask } from "./frames.ts";
- *
- * const bytes = new Uint8Array([1, 2, 3]);
- * unmask(bytes, new Uint8Array([1, 2, 3, 4]), 0);
- * assert.deepEqual(bytes, new Uint8Array([0, 0, 0]));
- * ```
- */
-export function unmask(bytes: Uint8Array, mask: Uint8Array, phase: number): void {
-  const n = bytes.length;
-  let i = 0;
-  const lead = Math.min(n, (4 - (bytes.byteOffset & 3)) & 3);
-  for (; i < lead; i++) bytes[i]! ^= mask[(phase + i) & 3]!;
-  const words = (n - i) >> 2;
-  if (words > 0) {
-    for (let k = 0; k < 4; k++) scratch[k] = mask[(phase + i + k) & 3]!;
-    const key = scratch32[0]!;
-    const view = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
-    for (let w = 0; w < words; w++) view[w]! ^= key;
-    i += words << 2;
-  }
-  for (; i < n; i++) bytes[i]! ^= mask[(phase + i) & 3]!;
-}
-
-/**
- * The head of an unmasked server frame with FIN set.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { frameHead, OP_BINARY } from "./frames.ts";
- *
- * assert.deepEqual(frameHead(OP_BINARY, 3), new Uint8Array([0x82, 3]));
- * ```
- */
-export function frameHead(opcode: number, length: number): Uint8Array {
-  if (length < 126) return new Uint8Array([0x80 | opcode, length]);
-  if (length < 65536) return new Uint8Array([0x80 | opcode, 126, length >> 8, length & 0xff]);
-  const head = new Uint8Array(10);
-  head[0] = 0x80 | opcode;
-  head[1] = 127;
-  const view = new DataView(head.buffer);
-  view.setUint32(2, Math.floor(length / 2 ** 32));
-  view.setUint32(6, length >>> 0);
-  return head;
-}
-
-/**
- * A whole unmasked server control frame in one buffer: one write, not two,
- * for frames the server sends of its own accord. `payload` is at most 125
- * bytes.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { controlFrame, OP_PONG } from "./frames.ts";
- *
- * assert.deepEqual(controlFrame(OP_PONG, new Uint8Array([7])), new Uint8Array([0x8a, 1, 7]));
- * ```
- */
-export function controlFrame(opcode: number, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(2 + payload.length);
-  frame[0] = 0x80 | opcode;
-  frame[1] = payload.length;
-  frame.set(payload, 2);
-  return frame;
-}
-
-/**
- * A close frame's payload: the code, then the reason as UTF-8 cut to fit a
- * control frame. No code gives an empty payload.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { closePayload } from "./frames.ts";
- *
- * assert.deepEqual(closePayload(1000, "bye"), new Uint8Array([0x03, 0xe8, 0x62, 0x79, 0x65]));
- * ```
- */
-export function closePayload(code?: number, reason = ""): Uint8Array {
-  if (code === undefined) return new Uint8Array(0);
-  const out = new Uint8Array(125);
-  new DataView(out.buffer).setUint16(0, code);
-  const { written } = encoder.encodeInto(reason, out.subarray(2));
-  return out.subarray(0, 2 + written);
-}
 
 /**
  * Parses client frames from socket chunks as they come, unmasking in place.
