@@ -33,7 +33,14 @@
  * @module
  */
 export type { Authenticate } from "./lib/http/app.ts";
-export { createLogger, type Logger, type LoggerOptions } from "./lib/log.ts";
+export {
+  createLogger,
+  type Level,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+} from "./lib/log.ts";
 export { parseTarget } from "./lib/target.ts";
 export type { TlsOptions } from "./adapters/server/tls.ts";
 export {

@@ -24,18 +24,54 @@ export interface Logger {
   readonly verbose: boolean;
   /** Per-frame flow tokens (`--traffic`), or undefined when off. */
   readonly traffic?: (token: string) => void;
+  /**
+   * A line with structured fields: text output shows only `message`, JSON
+   * output (`--log-format=json`) adds the fields. Optional: {@link logEvent}
+   * falls back to the plain method for loggers without it.
+   */
+  readonly event?: (level: Level, message: string, fields: LogFields) => void;
+}
+
+/** Structured fields of one log line; undefined ones are left out. */
+export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
+
+/** Log line formats (`--log-format`). */
+export type LogFormat = "text" | "json";
+
+/**
+ * Logs `message` with `fields` through `log.event`, or as a plain line when
+ * the logger has no `event`.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, logEvent } from "./log.ts";
+ *
+ * const log = createLogger({ write: console.error, format: "json" });
+ * logEvent(log, "info", "#1 closed", { event: "close", id: 1 });
+ * // {"time":"...","level":"info","msg":"#1 closed","event":"close","id":1}
+ * ```
+ */
+export function logEvent(log: Logger, level: Level, message: string, fields: LogFields): void {
+  if (log.event) log.event(level, message, fields);
+  else log[level](message);
 }
 
 /** Options for {@link createLogger}. */
 export interface LoggerOptions {
-  /** Writes one finished line (without the newline). */
-  write: (line: string) => void;
+  /**
+   * Writes one finished line (without the newline); `body` is the line
+   * without its timestamp and level in text format, the whole line in JSON
+   * (what syslog carries).
+   */
+  write: (line: string, level: Level, body: string) => void;
   /** Writes `--traffic` tokens; omit to turn traffic output off. */
   traffic?: (token: string) => void;
   /** Write `debug()` lines too. */
   verbose?: boolean;
   /** The clock, for tests. */
   now?: () => Date;
+  /** `text` (default): `time LEVEL message`; `json`: one object per line. */
+  format?: LogFormat;
 }
 
 const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
@@ -85,9 +121,21 @@ export function tokenLabel(token: string): string {
   return `${prefix}..#${(hash >>> 0).toString(16).padStart(8, "0")}`;
 }
 
+// JSON.stringify escapes C0 controls but leaves DEL, C1 and U+2028/9 alone.
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/g;
+
+/** One JSON log line: time, level, msg, then the fields. */
+function jsonLine(time: string, level: Level, message: string, fields?: LogFields): string {
+  return JSON.stringify({ time, level, msg: message, ...fields }).replace(
+    JSON_UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /**
  * Creates a logger that prefixes each line with a timestamp and level, and
- * escapes control characters in the message ({@link escapeControls}).
+ * escapes control characters in the message ({@link escapeControls}); with
+ * `format: "json"` each line is one JSON object instead.
  *
  * @example
  * ```ts
@@ -99,15 +147,26 @@ export function tokenLabel(token: string): string {
  */
 export function createLogger(options: LoggerOptions): Logger {
   const { write, verbose = false, now = () => new Date() } = options;
-  const line = (level: string) => (message: string) =>
-    write(`${now().toISOString()} ${level} ${escapeControls(message)}`);
+  const emit = options.format === "json"
+    ? (level: Level, message: string, fields?: LogFields) => {
+      const line = jsonLine(now().toISOString(), level, message, fields);
+      write(line, level, line);
+    }
+    : (level: Level, message: string) => {
+      const body = escapeControls(message);
+      write(`${now().toISOString()} ${level.toUpperCase()} ${body}`, level, body);
+    };
+  const line = (level: Level) => (message: string) => emit(level, message);
   return {
-    debug: verbose ? line("DEBUG") : () => {},
-    info: line("INFO"),
-    warn: line("WARN"),
-    error: line("ERROR"),
+    debug: verbose ? line("debug") : () => {},
+    info: line("info"),
+    warn: line("warn"),
+    error: line("error"),
     verbose,
     traffic: options.traffic,
+    event: (level, message, fields) => {
+      if (level !== "debug" || verbose) emit(level, message, fields);
+    },
   };
 }
 
@@ -143,5 +202,7 @@ export function prefixLogger(log: Logger, prefix: string): Logger {
     error: with_((m) => log.error(m)),
     verbose: log.verbose,
     traffic: log.traffic,
+    event: log.event &&
+      ((level, message, fields) => log.event!(level, `${prefix} ${message}`, fields)),
   };
 }

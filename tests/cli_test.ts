@@ -53,6 +53,7 @@ const LIFECYCLE = {
 const DEFAULTS = {
   help: false,
   verbose: false,
+  logFormat: "text",
   traffic: false,
   preferIpv6: false,
   heartbeat: 0,

@@ -15,7 +15,7 @@ import process from "node:process";
 import { openLogFile } from "../adapters/output/log_file.ts";
 import { createSyslogSink } from "../adapters/output/syslog.ts";
 import { loggerCommand, loggerLine } from "../adapters/output/syslog_unix.ts";
-import { createLogger, type Level } from "../lib/log.ts";
+import { createLogger, type Level, tokenLabel } from "../lib/log.ts";
 import {
   FACILITY_DAEMON,
   FACILITY_USER,
@@ -35,6 +35,7 @@ import {
   runCli,
   spawnCli,
   startEchoServer,
+  startTcpServer,
   type TcpServer,
   waitFor,
   within,
@@ -367,6 +368,137 @@ describe("log injection", () => {
       );
       assert.equal(lines.filter((l) => l.includes("forged")).length, 1, text);
     }
+  });
+});
+
+describe("--log-format=json", () => {
+  /** Every line parsed; fails on any line that is not one JSON object. */
+  const parse = (text: string) =>
+    text.trimEnd().split("\n").map((line) => {
+      const entry = JSON.parse(line);
+      assert.equal(typeof entry, "object", line);
+      assert.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, line);
+      assert.ok(["debug", "info", "warn", "error"].includes(entry.level), line);
+      assert.equal(typeof entry.msg, "string", line);
+      return entry as Record<string, unknown>;
+    });
+
+  test("sessions and refusals are JSON lines with their fields, in stderr and --log-file", async () => {
+    // A target that answers the first chunk with it and "!", then closes.
+    const target = await startTcpServer((sock) =>
+      sock.once("data", (data) => sock.end(Buffer.concat([data, Buffer.from("!")])))
+    );
+    cleanups.push(() => target.close());
+    const tokens = path.join(tmp, "json.cfg");
+    fs.writeFileSync(tokens, `vm1: 127.0.0.1:${target.port}\nvm2: 127.0.0.1:${echo.port}\n`);
+    const file = path.join(tmp, "json.log");
+    const proc = spawnCli([
+      "--log-format=json",
+      "--token-plugin=TokenFile",
+      `--token-source=${tokens}`,
+      "--log-file",
+      file,
+      "127.0.0.1:0",
+    ]);
+    procs.push(proc);
+    const port = await proc.port();
+
+    // #1: the target closes.
+    const ws = await openClient(port, ["binary"], "127.0.0.1", "/?token=vm1");
+    const got = receive(ws, 4);
+    ws.send(new Uint8Array([1, 2, 3]));
+    assert.deepEqual([...await within(5000, got, "reply")], [1, 2, 3, 33]);
+    assert.deepEqual(await within(5000, closed(ws), "close"), {
+      code: 1000,
+      reason: "Target closed",
+    });
+    // #2: the client closes.
+    const ws2 = await openClient(port, ["binary"], "127.0.0.1", "/?token=vm2");
+    const echoed = receive(ws2, 2);
+    ws2.send(new Uint8Array([7, 8]));
+    await within(5000, echoed, "echo");
+    ws2.close();
+    await closed(ws2);
+    // #3: a wrong subprotocol; #4: a token with CR LF, unknown.
+    const upgrade = (query: string, protocol: string) =>
+      rawHttp(
+        port,
+        `GET /${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${protocol}\r\n\r\n`,
+      );
+    assert.equal((await within(5000, upgrade("?token=vm1", "chat"))).status, 400);
+    const secret = 'a\r\n{"forged":1}-secret-token';
+    const res = await within(5000, upgrade(`?token=${encodeURIComponent(secret)}`, "binary"));
+    assert.equal(res.status, 404);
+
+    const closes = () => parse(proc.stderr).filter((e) => e.event === "close").length;
+    await waitFor(() => closes() === 2, 5000, "two close lines");
+    await waitFor(() => proc.stderr.includes("not found"), 5000, "token line");
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0);
+
+    const fileText = () => fs.readFileSync(file, "utf8");
+    await waitFor(() => fileText() === proc.stderr, 5000, "the same lines in the log file");
+    assert.ok(!proc.stderr.includes("secret-token"), "a token never whole");
+    assert.ok(!proc.stderr.includes("\r"));
+    const entries = parse(proc.stderr);
+    assert.ok(entries.some((e) => e.msg === "WebSocket server settings:" && e.level === "info"));
+    const byEvent = (event: string, id: number) =>
+      entries.find((e) => e.event === event && e.id === id) ?? assert.fail(`${event} #${id}`);
+    const client = /^127\.0\.0\.1:\d+$/;
+
+    const open1 = byEvent("open", 1);
+    assert.match(String(open1.client), client);
+    assert.deepEqual(
+      [open1.target, open1.tls, open1.protocol],
+      [`127.0.0.1:${target.port}`, false, "binary"],
+    );
+    assert.match(String(open1.msg), /^#1 127\.0\.0\.1:\d+ -> .*: open \(ws:\/\//);
+    const close1 = byEvent("close", 1);
+    assert.equal(close1.client, open1.client);
+    assert.deepEqual(
+      [
+        close1.target,
+        close1.bytes_to_target,
+        close1.bytes_to_client,
+        close1.close_code,
+        close1.close_reason,
+        close1.closed_by,
+      ],
+      [`127.0.0.1:${target.port}`, 3, 4, 1000, "Target closed", "target"],
+    );
+    assert.equal(typeof close1.duration_ms, "number");
+    assert.ok((close1.duration_ms as number) >= 0);
+    const close2 = byEvent("close", 2);
+    assert.deepEqual(
+      [close2.target, close2.bytes_to_target, close2.bytes_to_client, close2.closed_by],
+      [`127.0.0.1:${echo.port}`, 2, 2, "client"],
+    );
+
+    const refusal = byEvent("refuse", 3);
+    assert.deepEqual([refusal.status, refusal.level], [400, "info"]);
+    assert.match(String(refusal.client), client);
+    const token = byEvent("refuse", 4);
+    assert.deepEqual([token.status, token.token], [404, tokenLabel(secret)]);
+    assert.ok(String(token.msg).includes(`Token '${tokenLabel(secret)}' not found`));
+  });
+
+  test("--log-format=json sends one JSON object per syslog message", async () => {
+    const server = await udpServer();
+    const proc = cli(["--log-format=json", "--syslog", `127.0.0.1:${server.port}`]);
+    await session(await proc.port());
+    const texts = () => server.messages.map((m) => m.toString("utf8"));
+    await waitFor(() => texts().some((t) => t.includes('"event":"close"')), 5000, "close");
+    const bodies = texts().map((t) => JSON.parse(RFC5424.exec(t)![6]!.replace(/^\ufeff/, "")));
+    assert.equal(bodies[0].msg, "WebSocket server settings:");
+    const close = bodies.find((b) => b.event === "close");
+    assert.deepEqual([close.id, close.bytes_to_target, close.closed_by], [1, 3, "client"]);
+  });
+
+  test("a bad --log-format is a usage error", async () => {
+    const res = await runCli(["--log-format=xml", "6080", "x:1"]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /--log-format: invalid choice: 'xml'/);
   });
 });
 

@@ -12,7 +12,6 @@ import {
   FACILITY_USER,
   parseSyslogAddress,
   type SyslogAddress,
-  teeLogger,
 } from "../../lib/output/syslog.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { type LogFile, openLogFile } from "../output/log_file.ts";
@@ -35,14 +34,13 @@ export interface CliLogs {
 export function openLogs(options: CliRun, host: CliHost, signals: Signals): CliLogs {
   const { logFile, syslog, legacySyslog, daemon } = options.lifecycle;
   const file = logFile === undefined ? undefined : openLogOrExit(host, logFile);
-  const local = createLogger({
-    write: (line) => {
-      host.stderr(`${line}\n`);
-      file?.write(line);
-    },
-    traffic: options.traffic ? (token) => host.stdout(token) : undefined,
-    verbose: options.verbose,
-  });
+  const toLocal = (line: string) => {
+    host.stderr(`${line}\n`);
+    file?.write(line);
+  };
+  const format = options.logFormat;
+  // Syslog's own failures go to stderr and the file only, not to syslog itself.
+  const local = createLogger({ write: toLocal, verbose: options.verbose, format });
   // logrotate renames the file, then sends SIGHUP: go on at the original path.
   // Without a file SIGHUP is ignored: its default action would end the process.
   signals.on("SIGHUP", () => {
@@ -60,7 +58,18 @@ export function openLogs(options: CliRun, host: CliHost, signals: Signals): CliL
       pid: host.pid,
       onError: (message) => local.warn(message), // not to syslog itself
     });
-  const log = sink ? teeLogger(local, sink.send) : local;
+  // Syslog carries the line without time and level (text) or the JSON object.
+  const log = createLogger({
+    write: sink
+      ? (line, level, body) => {
+        toLocal(line);
+        sink.send(level, body);
+      }
+      : toLocal,
+    traffic: options.traffic ? (token) => host.stdout(token) : undefined,
+    verbose: options.verbose,
+    format,
+  });
   // Each worker numbers its sessions from 1: "w2 #5" tells them apart.
   const k = workerIndex(options.lifecycle.workers);
   return {

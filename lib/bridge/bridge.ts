@@ -51,6 +51,8 @@ export interface BridgeStats {
   close: CloseInfo;
   /** Why the session ended early, if it did. */
   error?: unknown;
+  /** Which side ended the session first. */
+  closedBy?: "client" | "target" | "server" | "error";
 }
 
 const noop = () => {};
@@ -81,6 +83,7 @@ export async function bridge(
   };
   const fail = (error: unknown, code: number, reason: string) => {
     stats.error ??= error;
+    stats.closedBy ??= "error";
     ws.close(code, reason);
   };
   let conn: Conn;
@@ -96,11 +99,13 @@ export async function bridge(
   const base64 = ws.protocol === "base64";
   const stopHeartbeat = startHeartbeat(ws, options.heartbeatMs, () => {
     stats.error ??= new Error("Client missed two pongs in a row");
+    stats.closedBy ??= "error";
     ws.abort();
   });
   let linger: ReturnType<typeof setTimeout> | undefined;
   let clientDone = false;
   const onAbort = () => {
+    stats.closedBy ??= "server";
     ws.close(CLOSE_GOING_AWAY, CLOSE_REASON.shuttingDown);
     if (clientDone) conn.close(); // shutting down: no lingering for the target
   };
@@ -125,6 +130,7 @@ export async function bridge(
     const fromClient = ws.reader ?? ws.readable.getReader();
     const toTarget = conn.writer ?? conn.writable.getWriter();
     const clientEnded = () => {
+      stats.closedBy ??= "client";
       fromClient.cancel().catch(noop);
       clientDone = true;
       const ms = signal?.aborted ? 0 : options.lingerMs ?? LINGER_MS;
@@ -149,6 +155,7 @@ export async function bridge(
         if (typeof value !== "string") bytes = value;
         else if (base64) bytes = decodeBase64(value);
         else {
+          stats.closedBy ??= "error";
           ws.close(CLOSE_UNSUPPORTED, CLOSE_REASON.textUnsupported);
           return undefined;
         }
@@ -156,7 +163,10 @@ export async function bridge(
         tap?.("client", bytes);
         return bytes;
       },
-      () => toTarget.close().then(clientEnded, clientFailed),
+      () => {
+        stats.closedBy ??= "client";
+        toTarget.close().then(clientEnded, clientFailed);
+      },
       clientFailed,
     );
 
@@ -174,6 +184,7 @@ export async function bridge(
       return base64 ? encodeBase64(value) : value;
     }, () =>
       toClient.close().then(() => {
+        stats.closedBy ??= "target";
         ws.close(CLOSE_NORMAL, CLOSE_REASON.targetClosed);
         ended();
       }, targetFailed), targetFailed);

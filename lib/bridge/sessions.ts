@@ -7,8 +7,8 @@
 import { bridge, type BridgeStats } from "./bridge.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { clientLabel, formatTarget } from "../target.ts";
+import { logEvent, type Logger } from "../log.ts";
+import { clientLabel, formatAddr, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
 
 /** Records one session (`--record`). */
@@ -82,8 +82,12 @@ export function createSessions(options: SessionOptions): Sessions {
     try {
       const scheme = info.tls ? "wss://" : "ws://";
       const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
-      log.info(
-        `${clientLabel(info, target)}: open (${scheme}, protocol ${ws.protocol || "none"}${cn})`,
+      const protocol = ws.protocol || "none";
+      logEvent(
+        log,
+        "info",
+        `${clientLabel(info, target)}: open (${scheme}, protocol ${protocol}${cn})`,
+        { ...sessionFields("open", info, target), tls: info.tls, protocol, client_cn: info.peerCn },
       );
       recorder = options.record?.(info.id);
       if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
@@ -103,11 +107,22 @@ export function createSessions(options: SessionOptions): Sessions {
     if (!stats.connected) {
       log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
     } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
-    const seconds = ((performance.now() - started) / 1000).toFixed(3);
+    const ms = performance.now() - started;
     const { code, reason } = stats.close;
-    log.info(
-      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${seconds} s,` +
+    logEvent(
+      log,
+      "info",
+      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${(ms / 1000).toFixed(3)} s,` +
         ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
+      {
+        ...sessionFields("close", info, target),
+        bytes_to_target: stats.clientBytes,
+        bytes_to_client: stats.targetBytes,
+        duration_ms: Math.round(ms),
+        close_code: code,
+        close_reason: reason,
+        closed_by: stats.closedBy,
+      },
     );
   };
 
@@ -124,6 +139,11 @@ export function createSessions(options: SessionOptions): Sessions {
       await Promise.all(running.values());
     },
   };
+}
+
+/** The fields every session line carries in JSON logs. */
+function sessionFields(event: string, info: ConnInfo, target: Target) {
+  return { event, id: info.id, client: formatAddr(info.remote), target: formatTarget(target) };
 }
 
 /** A connect function for one target, made outside `run` so it keeps only these two. */

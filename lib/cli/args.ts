@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { HANDSHAKE_TIMEOUT_MS } from "../limits.ts";
 import { UsageError } from "../errors.ts";
+import type { LogFormat } from "../log.ts";
 import { parseListen } from "../target.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
@@ -83,6 +84,8 @@ export interface CliRun {
   /** Connect to targets with TLS (`--ssl-target`). */
   readonly sslTarget: boolean;
   readonly verbose: boolean;
+  /** `--log-format`: text (default) or json. */
+  readonly logFormat: LogFormat;
   readonly traffic: boolean;
   readonly preferIpv6: boolean;
   /** Seconds between pings; 0 is off. */
@@ -173,6 +176,12 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (!(sslVersion in SSL_VERSIONS)) {
     throw new UsageError(`option --ssl-version: invalid choice: '${sslVersion}'`);
   }
+  const logFormat = values["log-format"] ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(
+      `option --log-format: invalid choice: '${logFormat}' (choose from 'text', 'json')`,
+    );
+  }
   return {
     help: false,
     listen,
@@ -196,6 +205,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       targetCa: values["ssl-target-cafile"],
     },
     verbose: values.verbose ?? false,
+    logFormat,
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,

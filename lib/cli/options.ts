@@ -136,6 +136,11 @@ export const OPTIONS = {
     help: "exit after N seconds without any connection",
   },
   "log-file": { type: "string", arg: "FILE", help: "also log to FILE (reopened on SIGHUP)" },
+  "log-format": {
+    type: "string",
+    arg: "FORMAT",
+    help: "log lines as text (default) or json (one object per line)",
+  },
   syslog: {
     type: "string",
     arg: "SERVER",

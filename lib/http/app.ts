@@ -7,8 +7,8 @@
 import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
 import { errorText } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { refuse } from "./refuse.ts";
+import { logEvent, type Logger } from "../log.ts";
+import { refuse, refuseFields } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
 import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
@@ -85,7 +85,10 @@ export type App = Hono<{ Bindings: RequestEnv }> & {
 export function createApp(options: AppOptions): App {
   const { log, resolveTarget } = options;
   const refused = (info: ConnInfo, status: number, reason: string): Response => {
-    log.info(`${clientLabel(info)}: code ${status}, message ${reason}`);
+    logEvent(log, "info", `${clientLabel(info)}: code ${status}, message ${reason}`, {
+      ...refuseFields(info, status),
+      reason,
+    });
     return refuse(status, reason);
   };
   const app = new Hono<{ Bindings: RequestEnv }>();

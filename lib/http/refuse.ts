@@ -5,6 +5,9 @@
  *
  * @module
  */
+import type { LogFields } from "../log.ts";
+import { formatAddr } from "../target.ts";
+import type { ConnInfo } from "../types.ts";
 
 /**
  * A refusal response.
@@ -29,4 +32,12 @@ export function refuse(
     statusText: reason.replace(/[^\t\x20-\x7e]/g, "?"),
     headers: { ...headers, "content-type": "text/plain; charset=utf-8" },
   });
+}
+
+/** The fields of a refusal's JSON log line (`--log-format=json`). */
+export function refuseFields(
+  info: Pick<ConnInfo, "id" | "remote">,
+  status: number,
+): LogFields {
+  return { event: "refuse", id: info.id, client: formatAddr(info.remote), status };
 }

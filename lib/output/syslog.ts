@@ -176,5 +176,10 @@ export function teeLogger(
     error: both("error"),
     verbose: logger.verbose,
     traffic: logger.traffic,
+    event: logger.event && ((level, message, fields) => {
+      if (level === "debug" && !logger.verbose) return;
+      logger.event!(level, message, fields);
+      send(level, escapeControls(message));
+    }),
   };
 }

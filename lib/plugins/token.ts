@@ -6,10 +6,10 @@
  * @module
  */
 import type { ResolveTarget } from "../http/app.ts";
-import { type Logger, tokenLabel } from "../log.ts";
+import { logEvent, type Logger, tokenLabel } from "../log.ts";
 import type { TokenPlugin } from "./plugins.ts";
 import { errorText, isAuthenticationError } from "../errors.ts";
-import { refuse } from "../http/refuse.ts";
+import { refuse, refuseFields } from "../http/refuse.ts";
 import { clientLabel } from "../target.ts";
 
 /**
@@ -69,7 +69,7 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
     const client = clientLabel(info);
     const token = tokenFromRequest(req, hostToken);
     if (token === undefined) {
-      log.info(`${client}: Token not present`);
+      logEvent(log, "info", `${client}: Token not present`, refuseFields(info, 403));
       return refuse(403, "Token not present");
     }
     let target;
@@ -78,14 +78,25 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
     } catch (error) {
       // A plugin may refuse with its own status (an expired JWT: 403).
       if (isAuthenticationError(error)) {
-        log.info(`${client}: Token '${tokenLabel(token)}' refused: ${error.logMessage}`);
+        logEvent(
+          log,
+          "info",
+          `${client}: Token '${tokenLabel(token)}' refused: ${error.logMessage}`,
+          { ...refuseFields(info, error.status), token: tokenLabel(token) },
+        );
         return refuse(error.status, error.message, error.headers);
       }
-      log.warn(`${client}: Token lookup failed: ${errorText(error)}`);
+      logEvent(log, "warn", `${client}: Token lookup failed: ${errorText(error)}`, {
+        ...refuseFields(info, 503),
+        token: tokenLabel(token),
+      });
       return refuse(503, "Token lookup failed");
     }
     if (!target) {
-      log.info(`${client}: Token '${tokenLabel(token)}' not found`);
+      logEvent(log, "info", `${client}: Token '${tokenLabel(token)}' not found`, {
+        ...refuseFields(info, 404),
+        token: tokenLabel(token),
+      });
       return refuse(404, "Token not found");
     }
     return target;
