@@ -1,9 +1,14 @@
 /**
  * Running under a service manager: systemd socket activation (the socket
- * passed as fd 3, under `systemd-socket-activate`).
+ * passed as fd 3, under `systemd-socket-activate`) and the `run` script at
+ * the repository root that noVNC's `utils/novnc_proxy` starts.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import type WebSocket from "ws";
 import {
   cliCommand,
@@ -12,9 +17,11 @@ import {
   freePort,
   openClient,
   receive,
+  ROOT,
   spawnCommand,
   startEchoServer,
   type TcpServer,
+  waitFor,
   within,
 } from "./_harness.ts";
 import { after, before, describe, needs, test } from "./_skip.ts";
@@ -30,6 +37,7 @@ function which(program: string): string | undefined {
 }
 
 const ACTIVATE = which("systemd-socket-activate");
+const NOVNC_PROXY = "/usr/share/novnc/utils/novnc_proxy";
 
 let echo: TcpServer;
 const procs: CliProcess[] = [];
@@ -84,5 +92,49 @@ describe("systemd socket activation", {
     ws.close();
     await closed(ws);
     assert.equal(await within(15000, proc.kill("SIGTERM"), "exit"), 0, proc.stderr);
+  });
+});
+
+describe("run, as noVNC's utils/novnc_proxy starts it", {
+  skip: needs("noVNC's novnc_proxy", fs.existsSync(NOVNC_PROXY), "apt-get install novnc"),
+  timeout: 60000,
+}, () => {
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wsfy-novnc-proxy-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test("novnc_proxy --listen PORT --vnc HOST:PORT proxies through websockify/run", async () => {
+    // novnc_proxy prefers the websockify folder beside it: this checkout.
+    fs.copyFileSync(NOVNC_PROXY, path.join(tmp, "novnc_proxy"));
+    fs.chmodSync(path.join(tmp, "novnc_proxy"), 0o755);
+    fs.symlinkSync(ROOT, path.join(tmp, "websockify"));
+    const port = await freePort();
+    const proc = spawnCommand([
+      path.join(tmp, "novnc_proxy"),
+      ...["--listen", String(port), "--vnc", `127.0.0.1:${echo.port}`],
+      ...["--web", "/usr/share/novnc"],
+    ]);
+    procs.push(proc);
+    await waitFor(() => proc.stderr.includes("proxying from"), 30000, "proxy start").catch(() => {
+      throw new Error(`no banner; output: ${proc.stdout}${proc.stderr}`);
+    });
+    assert.match(proc.stdout, /Using local websockify at .*websockify\/run/);
+    const ws = await connect(port, proc);
+    await echoOnce(ws, "novnc_proxy");
+    ws.close();
+    await closed(ws);
+    // novnc_proxy's trap stops the proxy it started: the port closes.
+    let listening = true;
+    const poll = setInterval(() => {
+      const sock = net.connect(port, "127.0.0.1");
+      sock.once("connect", () => sock.destroy());
+      sock.once("error", () => (listening = false));
+    }, 200);
+    after(() => clearInterval(poll));
+    await within(15000, proc.kill("SIGTERM"), "exit");
+    await waitFor(() => proc.stdout.includes("Terminating WebSockets proxy"), 5000, "cleanup");
+    await waitFor(() => !listening, 15000, "proxy gone");
   });
 });
