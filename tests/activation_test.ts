@@ -93,6 +93,55 @@ describe("systemd socket activation", {
     await closed(ws);
     assert.equal(await within(15000, proc.kill("SIGTERM"), "exit"), 0, proc.stderr);
   });
+
+  test("a wrapped program does not see LISTEN_FDS, LISTEN_PID or LISTEN_FDNAMES", {
+    skip: needs(
+      "a C compiler (cc) to build rebind.so",
+      which("cc") !== undefined,
+      "apt-get install gcc",
+    ),
+  }, async () => {
+    const port = await freePort();
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), "wsfy-activate-"));
+    const fixture = path.join(ROOT, "tests", "fixtures", "wrap_server.mjs");
+    const proc = spawnCommand([
+      ACTIVATE!,
+      ...["-l", `127.0.0.1:${port}`, "--fdname=websockify.socket"],
+      // It passes on only the environment named here (and its LISTEN_* variables).
+      ...["-E", "PATH", "-E", "XDG_CACHE_HOME", "--"],
+      ...cliCommand(),
+      // An option first: Bun drops a "--" right after the script name.
+      ...["--wrap-mode=exit", "--", "node", fixture, String(port), "0.0.0.0", "--env", "--exit=0"],
+    ], { XDG_CACHE_HOME: cache });
+    procs.push(proc);
+    // The first connection starts the command; the program exits at once, and so does the proxy.
+    let sock: net.Socket | undefined;
+    try {
+      await waitFor(
+        () => {
+          // Retried until systemd-socket-activate has bound the port.
+          if (sock?.readyState === "open") return true;
+          if (!sock || sock.destroyed) {
+            sock = net.connect(port, "127.0.0.1");
+            sock.on("error", () => sock!.destroy());
+          }
+          return false;
+        },
+        15000,
+        "first connection",
+      );
+      assert.equal(await within(30000, proc.exited, "proxy exit"), 0, proc.stderr);
+    } finally {
+      sock?.destroy();
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+    assert.match(proc.stderr, /Listen on the activated socket \(fd 3\)/);
+    const names = /^env (.*)$/m.exec(proc.stdout)?.[1]?.split(",") ?? [];
+    assert.ok(names.includes("REBIND_OLD_PORT"), proc.stdout);
+    for (const name of ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) {
+      assert.ok(!names.includes(name), `${name} reached the program`);
+    }
+  });
 });
 
 describe("run, as noVNC's utils/novnc_proxy starts it", {
