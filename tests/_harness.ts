@@ -160,8 +160,28 @@ const SIGNALS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** Spawns `websockify` with `args` under the current runtime. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const [cmd, ...pre] = cliCommand();
-  const child = spawn(cmd!, [...pre, ...args], {
+  return spawnCommand([...cliCommand(), ...args], env);
+}
+
+/** A free loopback port (released before use: good enough for tests). */
+export function freePort(): Promise<number> {
+  const server = net.createServer();
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Spawns `command` (a program that runs `websockify` in the end, such as
+ * {@link cliCommand} itself) from the repository root, collecting its output.
+ */
+export function spawnCommand(command: string[], env: Record<string, string> = {}): CliProcess {
+  const [cmd, ...args] = command;
+  const child = spawn(cmd!, args, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],

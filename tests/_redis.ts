@@ -7,9 +7,8 @@
  * @module
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
-import net from "node:net";
 import process from "node:process";
-import { within } from "./_harness.ts";
+import { freePort, within } from "./_harness.ts";
 import { needs, type SkipIf } from "./_skip.ts";
 
 /** Why the Redis suites skip, or false when `redis-server` is installed. */
@@ -19,18 +18,6 @@ export const REDIS_SKIP: SkipIf = needs(
     spawnSync("redis-cli", ["--version"]).status === 0,
   "apt-get install redis-server",
 );
-
-/** A free loopback port (released before use: good enough for tests). */
-function freePort(): Promise<number> {
-  const server = net.createServer();
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A `redis-server` child. */
 export interface RedisServer {

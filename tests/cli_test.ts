@@ -46,6 +46,7 @@ const LIFECYCLE = {
   syslog: undefined,
   legacySyslog: false,
   inetd: false,
+  activated: false,
   libserver: false,
   workers: 1,
   unixListen: undefined,
@@ -254,6 +255,30 @@ describe("parseCliArgs()", () => {
         assert.equal(error.message, message);
         return true;
       });
+    });
+  }
+});
+
+/** What cannot be combined with a socket passed by systemd. */
+const ACTIVATION_ERRORS: [string[], string][] = [
+  [["--inetd", "h:1"], "--inetd cannot be used with socket activation"],
+  [["--unix-listen=/run/ws.sock", "h:1"], "--unix-listen cannot be used with socket activation"],
+  [["-D", "h:1"], "--daemon cannot be used with socket activation"],
+  [["--workers=2", "h:1"], "--workers cannot be used with socket activation"],
+];
+
+describe("parseCliArgs() under systemd socket activation", () => {
+  test("takes no listen address, only the target", () => {
+    assert.deepEqual(parseCliArgs(["h:5900"], true), {
+      ...DEFAULTS,
+      listen: undefined,
+      target: { kind: "tcp", hostname: "h", port: 5900 },
+      lifecycle: { ...LIFECYCLE, activated: true },
+    });
+  });
+  for (const [args, message] of ACTIVATION_ERRORS) {
+    test(`rejects ${JSON.stringify(args)} with "${message}"`, () => {
+      assert.throws(() => parseCliArgs(args, true), { name: "UsageError", message });
     });
   }
 });

@@ -20,7 +20,7 @@ import tls from "node:tls";
 import type { BrowserContext, Page } from "playwright-core";
 import { createLogger, type Websockify } from "../mod.ts";
 import { type Certs, makeCerts } from "./_certs.ts";
-import { httpGet, RUNTIME, sleep, startProxy, waitFor, within } from "./_harness.ts";
+import { freePort, httpGet, RUNTIME, sleep, startProxy, waitFor, within } from "./_harness.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
 import { after, before, describe, needs, type SkipIf, test } from "./_skip.ts";
 
@@ -53,18 +53,6 @@ const skipBrowser: SkipIf = skipFiles ||
   ) ||
   needs(`Debian's Chromium at ${CHROMIUM}`, fs.existsSync(CHROMIUM), "apt-get install chromium") ||
   needs("playwright-core", playwright !== undefined, "npm ci");
-
-/** A free TCP port on loopback (closed again before use; the caller retries on a clash). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** An X display number with no lock file, or undefined. */
 function freeDisplay(): number | undefined {

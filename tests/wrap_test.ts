@@ -25,6 +25,7 @@ import {
 import {
   type CliProcess,
   closed,
+  freePort,
   openClient,
   pattern,
   receive,
@@ -56,18 +57,6 @@ function hasCompiler(): boolean {
 /** Why the native parts skip, or false. */
 const SKIP = LINUX ||
   needs("a C compiler (cc) to build rebind.so", hasCompiler(), "apt-get install gcc libc6-dev");
-
-/** A port free right now on both families (the program's OLD port). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "::", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // A fresh build cache per run, so the suite also covers the first build.
 const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-wrap-"));
@@ -184,6 +173,17 @@ describe("lib/process/wrap.ts", () => {
     const env = wrapEnv({ PATH: "/bin", WEBSOCKIFY_KEY_PASSWORD: "sesame" }, "/c/r.so", 1, 2);
     assert.equal(env.PATH, "/bin");
     assert.ok(!("WEBSOCKIFY_KEY_PASSWORD" in env));
+  });
+
+  test("wrapEnv() drops systemd's LISTEN_* variables, which name the proxy's fds", () => {
+    const env = wrapEnv(
+      { PATH: "/bin", LISTEN_FDS: "1", LISTEN_PID: "42", LISTEN_FDNAMES: "websockify.socket" },
+      "/c/r.so",
+      1,
+      2,
+    );
+    assert.equal(env.PATH, "/bin");
+    for (const name of ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) assert.ok(!(name in env));
   });
 
   test("respawnDelay() allows three quick starts, then about one per 5 s", () => {

@@ -7,6 +7,7 @@
 import path from "node:path";
 import type { CliRun } from "../../lib/cli/args.ts";
 import type { Logger } from "../../lib/log.ts";
+import { ACTIVATION_FD } from "../../lib/process/activation.ts";
 import { formatAddr, formatTarget } from "../../lib/target.ts";
 import type { Websockify, WebsockifyOptions } from "../websockify.ts";
 import { workerIndex } from "../process/workers.ts";
@@ -24,8 +25,11 @@ export function banner(
   const { lifecycle } = options;
   log.info("WebSocket server settings:");
   if (lifecycle.inetd) log.info("  - Listen for inetd connections");
-  else if (lifecycle.unixListen) log.info(`  - Listen on unix socket ${lifecycle.unixListen.path}`);
-  else log.info(`  - Listen on ${formatAddr(server.addr)}`);
+  else if (lifecycle.activated) {
+    log.info(`  - Listen on the activated socket (fd ${ACTIVATION_FD})`);
+  } else if (lifecycle.unixListen) {
+    log.info(`  - Listen on unix socket ${lifecycle.unixListen.path}`);
+  } else log.info(`  - Listen on ${formatAddr(server.addr)}`);
   if (options.web !== undefined) {
     const kind = options.fileOnly ? " (no directory listings)" : "";
     log.info(`  - Web server${kind}. Web root: ${path.resolve(cwd, options.web)}`);
@@ -58,6 +62,7 @@ export function recordBase(options: CliRun, cwd: string): string {
 export function describeListen(options: CliRun): string {
   const { lifecycle, listen } = options;
   if (lifecycle.inetd) return "inetd socket (fd 0)";
+  if (lifecycle.activated) return `activated socket (fd ${ACTIVATION_FD})`;
   if (lifecycle.unixListen) return `unix socket ${lifecycle.unixListen.path}`;
   return formatAddr({
     hostname: listen!.hostname || (options.preferIpv6 ? "::" : "0.0.0.0"),

@@ -27,6 +27,7 @@ import { CliExit, type CliHost, fail, usageError } from "./host.ts";
 import { type CliLogs, openLogs } from "./logs.ts";
 import { type Signals, signalsOf } from "./signals.ts";
 import { STOP_GRACE_MS } from "../../lib/limits.ts";
+import { socketActivated } from "../../lib/process/activation.ts";
 import { startServer } from "./startup.ts";
 
 export type { CliHost, CliSignal } from "./host.ts";
@@ -80,7 +81,7 @@ export async function runCli(argv: string[], host: CliHost): Promise<number> {
 /** Parses `argv`; a usage error ends the run with the usage and 2, as optparse. */
 function parseOrExit(argv: string[], host: CliHost): CliOptions {
   try {
-    return parseCliArgs(argv);
+    return parseCliArgs(argv, socketActivated(host.env, host.pid));
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     return usageError(host, error.message);

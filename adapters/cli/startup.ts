@@ -12,6 +12,7 @@ import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { ConfigError } from "../../lib/errors.ts";
+import { ACTIVATION_FD } from "../../lib/process/activation.ts";
 import { loadAuthPlugin, loadTokenPlugin } from "../stores/plugins.ts";
 import { type Websockify, websockify, type WebsockifyOptions } from "../websockify.ts";
 import { WORKER_PORT_ENV, workerMode, workerNumber } from "../process/workers.ts";
@@ -81,7 +82,11 @@ async function proxyOptions(
   }
   const { lifecycle } = options;
   return {
-    listen: lifecycle.inetd ? { fd: 0 } : lifecycle.unixListen ?? workerListen(options, host, port),
+    listen: lifecycle.inetd
+      ? { fd: 0 }
+      : lifecycle.activated
+      ? { fd: ACTIVATION_FD }
+      : lifecycle.unixListen ?? workerListen(options, host, port),
     target,
     record: lifecycle.record && recordBase(options, host.cwd),
     runOnce: lifecycle.runOnce,

@@ -42,6 +42,8 @@ export interface CliLifecycle {
   readonly legacySyslog: boolean;
   /** Listen on the socket passed as fd 0. */
   readonly inetd: boolean;
+  /** Listen on the socket systemd passed as fd 3 (socket activation). */
+  readonly activated: boolean;
   /** `--libserver` was given: upstream's Python server variant; warn only. */
   readonly libserver: boolean;
   /** Processes serving the port (`--workers`), at least 1. */
@@ -73,7 +75,7 @@ export interface CliTls {
 /** Settings for running the proxy. */
 export interface CliRun {
   readonly help: false;
-  /** Undefined with `--inetd` or `--unix-listen`. */
+  /** Undefined with `--inetd`, `--unix-listen` or socket activation. */
   readonly listen?: NetAddr;
   /** Undefined when a token plugin or a wrapped program chooses targets. */
   readonly target?: Target;
@@ -122,6 +124,8 @@ function optparseError(error: unknown): UsageError {
 
 /**
  * Parses websockify's arguments; throws {@link UsageError} on bad input.
+ * `activated`: systemd passed a listening socket, so no listen address is
+ * taken, as with `--inetd`.
  *
  * @example
  * ```ts
@@ -133,7 +137,7 @@ function optparseError(error: unknown): UsageError {
  * assert.deepEqual(options.target, { kind: "tcp", hostname: "localhost", port: 5900 });
  * ```
  */
-export function parseCliArgs(argv: readonly string[]): CliOptions {
+export function parseCliArgs(argv: readonly string[], activated = false): CliOptions {
   let parsed;
   try {
     parsed = parseArgs({
@@ -154,9 +158,9 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   const end = tokens.find((t) => t.kind === "option-terminator")?.index;
   const before = end === undefined ? positionals : positionals.slice(0, countBefore(tokens, end));
   const command = end === undefined ? undefined : positionals.slice(before.length);
-  const lifecycle = lifecycleArgs(values, command);
+  const lifecycle = lifecycleArgs(values, command, activated);
   // With --inetd or --unix-listen no listen positional is taken, as upstream.
-  const socketGiven = lifecycle.inetd || lifecycle.unixListen !== undefined;
+  const socketGiven = lifecycle.inetd || lifecycle.unixListen !== undefined || activated;
   const listenArg = socketGiven ? undefined : before[0];
   const rest = socketGiven ? before : before.slice(1);
   if (!socketGiven && listenArg === undefined) throw new UsageError("Too few arguments");

@@ -26,6 +26,7 @@ function workerCount(
   inetd: boolean,
   unixPath: string | undefined,
   runOnce: boolean,
+  activated: boolean,
 ): number {
   const n = value === undefined ? 1 : integer("workers", value);
   if (n < 1) throw new UsageError("option --workers: must be at least 1");
@@ -38,6 +39,8 @@ function workerCount(
     ? "--unix-listen"
     : runOnce
     ? "--run-once"
+    : activated
+    ? "socket activation"
     : undefined;
   if (clash) throw new UsageError(`--workers cannot be used with ${clash}`);
   return n;
@@ -54,6 +57,7 @@ const WRAP_MODES: readonly WrapMode[] = ["exit", "ignore", "respawn"];
 export function lifecycleArgs(
   values: Record<string, string | boolean | undefined>,
   command: string[] | undefined,
+  activated = false,
 ): CliLifecycle {
   const text = (name: string) => values[name] as string | undefined;
   const flag = (name: string) => (values[name] as boolean | undefined) ?? false;
@@ -70,6 +74,15 @@ export function lifecycleArgs(
   if (command !== undefined && unixPath !== undefined) {
     throw new UsageError("Wrap mode cannot be used with --unix-listen");
   }
+  // The passed socket is this process's; a daemon child would not get it.
+  const clash = flag("inetd")
+    ? "--inetd"
+    : unixPath !== undefined
+    ? "--unix-listen"
+    : flag("daemon")
+    ? "--daemon"
+    : undefined;
+  if (activated && clash) throw new UsageError(`${clash} cannot be used with socket activation`);
   if (flag("legacy-syslog") && text("syslog") === undefined) {
     throw new UsageError("You must use --syslog to use --legacy-syslog");
   }
@@ -85,6 +98,7 @@ export function lifecycleArgs(
     syslog: text("syslog"),
     legacySyslog: flag("legacy-syslog"),
     inetd: flag("inetd"),
+    activated,
     libserver: flag("libserver"),
     workers: workerCount(
       text("workers"),
@@ -92,6 +106,7 @@ export function lifecycleArgs(
       flag("inetd"),
       unixPath,
       flag("run-once"),
+      activated,
     ),
     unixListen: unixPath === undefined
       ? undefined

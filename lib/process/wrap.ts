@@ -13,6 +13,7 @@
  */
 import { RESPAWN_HISTORY, RESPAWN_WINDOW_MS } from "../limits.ts";
 import { KEY_PASSWORD_ENV } from "../cli/args.ts";
+import { ACTIVATION_ENV } from "./activation.ts";
 
 /** The dynamic loader's preload list. */
 export const LD_PRELOAD_ENV = "LD_PRELOAD";
@@ -32,8 +33,11 @@ export const WRAP_HOSTS: readonly string[] = ["127.0.0.1", "::1"];
 export const NO_COMPILER_TEXT =
   "Wrap mode needs a C compiler to build rebind.so: install gcc (apt-get install gcc)";
 
-/** Secrets for the proxy alone, never passed to the wrapped program. */
-export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV];
+/**
+ * For the proxy alone, never passed to the wrapped program: secrets, and
+ * systemd's socket-activation variables (they name this process's fds).
+ */
+export const PROXY_ONLY_ENV: readonly string[] = [KEY_PASSWORD_ENV, ...ACTIVATION_ENV];
 
 /**
  * The wrapped program's environment: the whole parent environment less
