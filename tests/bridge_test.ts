@@ -449,6 +449,7 @@ describe("bridge() stats", () => {
       clientBytes: 8,
       targetBytes: 7,
       connected: true,
+      closedBy: "target",
       close: { code: 1000, reason: "Target closed" },
     });
     assert.deepEqual(seen.sort(), ["client:abc", "client:defgh", "target:1234567"]);
