@@ -9,6 +9,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import process from "node:process";
 import type WebSocket from "ws";
 import {
   cliCommand,
@@ -154,22 +155,25 @@ describe("run, as noVNC's utils/novnc_proxy starts it", {
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  test("novnc_proxy --listen PORT --vnc HOST:PORT proxies through websockify/run", async () => {
-    // novnc_proxy prefers the websockify folder beside it: this checkout.
-    fs.copyFileSync(NOVNC_PROXY, path.join(tmp, "novnc_proxy"));
-    fs.chmodSync(path.join(tmp, "novnc_proxy"), 0o755);
-    fs.symlinkSync(ROOT, path.join(tmp, "websockify"));
+  /**
+   * Runs a copy of novnc_proxy from `dir` with `env`, expects `using` in its
+   * output, proxies one echo through it and checks that SIGTERM stops the
+   * proxy it started.
+   */
+  async function throughNovncProxy(dir: string, env: Record<string, string>, using: RegExp) {
+    fs.copyFileSync(NOVNC_PROXY, path.join(dir, "novnc_proxy"));
+    fs.chmodSync(path.join(dir, "novnc_proxy"), 0o755);
     const port = await freePort();
     const proc = spawnCommand([
-      path.join(tmp, "novnc_proxy"),
+      path.join(dir, "novnc_proxy"),
       ...["--listen", String(port), "--vnc", `127.0.0.1:${echo.port}`],
       ...["--web", "/usr/share/novnc"],
-    ]);
+    ], env);
     procs.push(proc);
     await waitFor(() => proc.stderr.includes("proxying from"), 30000, "proxy start").catch(() => {
       throw new Error(`no banner; output: ${proc.stdout}${proc.stderr}`);
     });
-    assert.match(proc.stdout, /Using local websockify at .*websockify\/run/);
+    assert.match(proc.stdout, using);
     const ws = await connect(port, proc);
     await echoOnce(ws, "novnc_proxy");
     ws.close();
@@ -185,5 +189,21 @@ describe("run, as noVNC's utils/novnc_proxy starts it", {
     await within(15000, proc.kill("SIGTERM"), "exit");
     await waitFor(() => proc.stdout.includes("Terminating WebSockets proxy"), 5000, "cleanup");
     await waitFor(() => !listening, 15000, "proxy gone");
+  }
+
+  test("novnc_proxy --listen PORT --vnc HOST:PORT proxies through websockify/run", async () => {
+    // novnc_proxy prefers the websockify folder beside it: this checkout.
+    const dir = fs.mkdtempSync(path.join(tmp, "beside-"));
+    fs.symlinkSync(ROOT, path.join(dir, "websockify"));
+    await throughNovncProxy(dir, {}, /Using local websockify at .*websockify\/run/);
+  });
+
+  test("novnc_proxy without a websockify folder runs websockify from PATH", async () => {
+    // As after a global install: `websockify` on PATH, ahead of Debian's Python one.
+    const dir = fs.mkdtempSync(path.join(tmp, "path-"));
+    const bin = fs.mkdtempSync(path.join(tmp, "bin-"));
+    fs.symlinkSync(path.join(ROOT, "run"), path.join(bin, "websockify"));
+    const using = new RegExp(`Using installed websockify at ${bin}/websockify\n`);
+    await throughNovncProxy(dir, { PATH: `${bin}:${process.env.PATH}` }, using);
   });
 });

@@ -6,13 +6,27 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
 import { USAGE } from "../lib/cli/args.ts";
-import { httpGet, ROOT, RUNTIME, within } from "./_harness.ts";
-import { after, capability, describe, test } from "./_skip.ts";
+import {
+  closed,
+  freePort,
+  httpGet,
+  openClient,
+  receive,
+  ROOT,
+  RUNTIME,
+  startEchoServer,
+  waitFor,
+  within,
+} from "./_harness.ts";
+import { after, capability, describe, needs, test } from "./_skip.ts";
+
+const NOVNC_PROXY = "/usr/share/novnc/utils/novnc_proxy";
 
 const SKIP = RUNTIME === "node"
   ? false
@@ -98,6 +112,43 @@ describe("npm package", { skip: SKIP, timeout: 300000 }, () => {
       await install(),
     );
     assert.match(stdout, /^listening on [1-9]\d*\n$/);
+  });
+
+  test("noVNC's novnc_proxy runs the installed websockify from PATH", {
+    skip: needs("noVNC's novnc_proxy", existsSync(NOVNC_PROXY), "apt-get install novnc"),
+  }, async () => {
+    const project = await install();
+    const bin = join(project, "node_modules", ".bin");
+    // A copy with no websockify folder beside it, so that novnc_proxy looks on PATH.
+    const dir = await mkdtemp(join(tmp!, "novnc-"));
+    await copyFile(NOVNC_PROXY, join(dir, "novnc_proxy"));
+    const echo = await startEchoServer();
+    const port = await freePort();
+    const proxy = spawn(join(dir, "novnc_proxy"), [
+      ...["--listen", String(port), "--vnc", `127.0.0.1:${echo.port}`],
+      ...["--web", "/usr/share/novnc"],
+    ], { cwd: dir, env: { ...env(), PATH: `${bin}${delimiter}${env().PATH}` } });
+    let out = "";
+    proxy.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    proxy.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise((resolve) => proxy.once("exit", resolve));
+    try {
+      await waitFor(() => out.includes("proxying from"), 30000, "proxy start").catch(() => {
+        throw new Error(`no banner: ${out}`);
+      });
+      assert.match(out, new RegExp(`Using installed websockify at ${bin}/websockify\n`));
+      const ws = await within(10000, openClient(port, ["binary"]), "ws open");
+      const back = receive(ws, 5);
+      ws.send(new TextEncoder().encode("hello"));
+      assert.equal(new TextDecoder().decode(await within(10000, back, "echo")), "hello");
+      ws.close();
+      await closed(ws);
+    } finally {
+      // novnc_proxy's trap stops the proxy it started.
+      if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill("SIGTERM");
+      await within(15000, exited, "novnc_proxy exit");
+      await echo.close();
+    }
   });
 
   test("the installed bin serves the built wstelnet page and its modules", async () => {
