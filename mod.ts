@@ -55,6 +55,7 @@ export {
   type AuthPluginFactory,
   type AuthRequest,
   type PluginContext,
+  type Reload,
   type TokenPlugin,
   type TokenPluginFactory,
 } from "./lib/plugins/plugins.ts";
@@ -62,4 +63,9 @@ export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/store
 export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 
-export { type Websockify, websockify, type WebsockifyOptions } from "./adapters/websockify.ts";
+export {
+  type ReloadPart,
+  type Websockify,
+  websockify,
+  type WebsockifyOptions,
+} from "./adapters/websockify.ts";

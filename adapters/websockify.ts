@@ -17,6 +17,7 @@ import { createTokenResolver } from "../lib/plugins/token.ts";
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
+import { reloadAll, type ReloadStep } from "../lib/process/reload.ts";
 import { parseTarget } from "../lib/target.ts";
 import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
 
@@ -83,6 +84,9 @@ export interface WebsockifyOptions {
   idleTimeout?: number;
 }
 
+/** What {@link Websockify.reload} reads again. */
+export type ReloadPart = "tokens" | "auth" | "certificate";
+
 /** A running proxy. */
 export interface Websockify {
   /** The bound address; for a unix socket, `hostname` is its path. */
@@ -95,6 +99,24 @@ export interface Websockify {
   readonly closed: Promise<void>;
   /** Stops listening, closes sessions with 1001 and waits for them. */
   close(): Promise<void>;
+  /**
+   * Reads again what can change without a restart (the CLI calls it on
+   * SIGHUP): the token and auth plugins that have a `reload`, and the TLS
+   * certificate, key and client CA. All or nothing: it resolves with what
+   * was reloaded, or rejects with a `ConfigError` naming each part that
+   * failed and keeps every old setting. New connections get the new
+   * settings; open sessions are not touched. Reloads run one at a time.
+   *
+   * @example
+   * ```ts
+   * import { websockify } from "./websockify.ts";
+   *
+   * const proxy = await websockify({ target: "127.0.0.1:5900" });
+   * console.log(await proxy.reload()); // [] without plugins or TLS to reload
+   * await proxy.close();
+   * ```
+   */
+  reload(): Promise<ReloadPart[]>;
 }
 
 /**
@@ -162,6 +184,20 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       shutdown: () => void close(),
     },
   );
+  const steps: ReloadStep<ReloadPart>[] = [];
+  const { tokenPlugin, authPlugin } = options;
+  if (tokenPlugin?.reload) steps.push({ name: "tokens", prepare: () => tokenPlugin.reload!() });
+  if (authPlugin?.reload) steps.push({ name: "auth", prepare: () => authPlugin.reload!() });
+  const { prepareTlsReload } = listener;
+  if (prepareTlsReload) {
+    steps.push({ name: "certificate", prepare: () => Promise.resolve(prepareTlsReload()) });
+  }
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = () => {
+    const next = reloading.then(() => reloadAll(steps));
+    reloading = next.catch(() => {});
+    return next;
+  };
   return {
     addr: listener.addr,
     get sessions() {
@@ -172,6 +208,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     },
     closed,
     close,
+    reload,
   };
 }
 

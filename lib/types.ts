@@ -155,4 +155,9 @@ export interface Listener {
   readonly connections: number;
   /** Stops accepting and drops connections that have not upgraded. */
   close(): Promise<void>;
+  /**
+   * With TLS: reads and checks the certificate files now (throws when they
+   * cannot be used) and returns what serves them to new connections.
+   */
+  readonly prepareTlsReload?: () => () => void;
 }

@@ -9,6 +9,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import tls from "node:tls";
+import { within } from "./_harness.ts";
 
 /** Paths of the generated files, and a cleanup. */
 export interface Certs {
@@ -108,4 +110,27 @@ export function makeCerts(): Certs {
     encryptedKey: p("enc.key"),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * The SHA-256 fingerprint of the certificate that a new TLS client of
+ * 127.0.0.1:`port` (SNI localhost, trusting `ca`) is shown.
+ */
+export function servedFingerprint(port: number, ca: string): Promise<string> {
+  return within(
+    10000,
+    new Promise((resolve, reject) => {
+      const sock = tls.connect({
+        port,
+        host: "127.0.0.1",
+        servername: "localhost",
+        ca: fs.readFileSync(ca),
+      }, () => {
+        resolve(sock.getPeerCertificate().fingerprint256);
+        sock.destroy();
+      });
+      sock.on("error", reject);
+    }),
+    "TLS handshake",
+  );
 }

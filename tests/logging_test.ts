@@ -268,7 +268,11 @@ describe("log file", () => {
     const old = fs.readFileSync(`${file}.1`, "utf8");
     assert.match(old, /WebSocket server settings:/);
     assert.doesNotMatch(old, /: open /);
-    assert.match(fs.readFileSync(file, "utf8"), /^\S+Z INFO #1 .*: open /);
+    // The reload's own line is the first in the new file.
+    assert.match(
+      fs.readFileSync(file, "utf8"),
+      /^\S+Z INFO Reloaded: log file\n\S+Z INFO #1 .*: open /,
+    );
     assert.equal(await within(10000, proc.kill("SIGTERM"), "exit"), 0, "SIGHUP did not stop it");
   });
 

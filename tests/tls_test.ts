@@ -11,7 +11,7 @@ import process from "node:process";
 import tls from "node:tls";
 import WebSocket from "ws";
 import { createLogger, type Websockify } from "../mod.ts";
-import { type Certs, makeCerts } from "./_certs.ts";
+import { type Certs, makeCerts, servedFingerprint } from "./_certs.ts";
 import { after, before, capability, describe, type SkipIf, test } from "./_skip.ts";
 import {
   closed,
@@ -54,26 +54,6 @@ async function echoOnce(ws: WebSocket): Promise<void> {
   assert.deepEqual(await within(5000, got), new Uint8Array([7, 8, 9]));
   ws.close();
   await closed(ws);
-}
-
-/** The SHA-256 fingerprint of the certificate a TLS client is shown. */
-function serverFingerprint(port: number): Promise<string> {
-  return within(
-    5000,
-    new Promise((resolve, reject) => {
-      const sock = tls.connect({
-        port,
-        host: "127.0.0.1",
-        servername: "localhost",
-        ca: fs.readFileSync(certs.ca),
-      }, () => {
-        resolve(sock.getPeerCertificate().fingerprint256);
-        sock.destroy();
-      });
-      sock.on("error", reject);
-    }),
-    "TLS handshake",
-  );
 }
 
 /** Resolves with what the server sends before closing. */
@@ -146,7 +126,7 @@ describe("same-port TLS", () => {
     const pair = (cert: string, key: string) => fs.readFileSync(cert) + "" + fs.readFileSync(key);
     fs.writeFileSync(file, pair(certs.cert, certs.key));
     const renewing = await startProxy(`127.0.0.1:${echo.port}`, { tls: { cert: file } });
-    const seen = () => serverFingerprint(renewing.addr.port);
+    const seen = () => servedFingerprint(renewing.addr.port, certs.ca);
     try {
       const before = await seen();
       assert.equal(before, new crypto.X509Certificate(fs.readFileSync(certs.cert)).fingerprint256);

@@ -1,6 +1,6 @@
 /**
  * Where the command's log lines go: stderr, plus `--log-file` (reopened on
- * SIGHUP) and `--syslog`; with `--workers`, each line names its worker.
+ * SIGHUP, see `reload.ts`) and `--syslog`; with `--workers`, each line names its worker.
  *
  * @module
  */
@@ -18,11 +18,15 @@ import { type LogFile, openLogFile } from "../output/log_file.ts";
 import { createSyslogSink } from "../output/syslog.ts";
 import { workerIndex } from "../process/workers.ts";
 import { type CliHost, fail, usageError } from "./host.ts";
-import type { Signals } from "./signals.ts";
 
 /** The command's logger and what flushes its files and servers. */
 export interface CliLogs {
   readonly log: Logger;
+  /**
+   * Reopens `--log-file` at its path (logrotate renames the file, then sends
+   * SIGHUP); true when done, false without a file or with a warning line.
+   */
+  reopen(): boolean;
   /** Flushes the log file and syslog. */
   close(): Promise<void>;
 }
@@ -31,7 +35,7 @@ export interface CliLogs {
  * Opens the log outputs that `options` asks for; a file that cannot be
  * opened ends the run with one error line and 1, a bad `--syslog` with 2.
  */
-export function openLogs(options: CliRun, host: CliHost, signals: Signals): CliLogs {
+export function openLogs(options: CliRun, host: CliHost): CliLogs {
   const { logFile, syslog, legacySyslog, daemon } = options.lifecycle;
   const file = logFile === undefined ? undefined : openLogOrExit(host, logFile);
   const toLocal = (line: string) => {
@@ -41,15 +45,16 @@ export function openLogs(options: CliRun, host: CliHost, signals: Signals): CliL
   const format = options.logFormat;
   // Syslog's own failures go to stderr and the file only, not to syslog itself.
   const local = createLogger({ write: toLocal, verbose: options.verbose, format });
-  // logrotate renames the file, then sends SIGHUP: go on at the original path.
-  // Without a file SIGHUP is ignored: its default action would end the process.
-  signals.on("SIGHUP", () => {
+  const reopen = () => {
+    if (!file) return false;
     try {
-      file?.reopen();
+      file.reopen();
+      return true;
     } catch (error) {
-      local.warn(`Cannot reopen log file ${file!.path}: ${describeError(error)}`);
+      local.warn(`Cannot reopen log file ${file.path}: ${describeError(error)}`);
+      return false;
     }
-  });
+  };
   const sink = syslog === undefined
     ? undefined
     : createSyslogSink(syslogAddressOrExit(host, syslog), {
@@ -74,6 +79,7 @@ export function openLogs(options: CliRun, host: CliHost, signals: Signals): CliL
   const k = workerIndex(options.lifecycle.workers);
   return {
     log: k > 0 ? prefixLogger(log, `w${k}`) : log,
+    reopen,
     async close() {
       await sink?.close();
       file?.close();

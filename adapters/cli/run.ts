@@ -1,7 +1,7 @@
 /**
  * The `websockify` command as a function: parses arguments, starts the
- * proxy, logs to stderr and ends with 0 on SIGINT/SIGTERM after closing
- * sessions with 1001. Every start-up problem is one `websockify: error:`
+ * proxy, logs to stderr, reloads on SIGHUP and ends with 0 on SIGINT/SIGTERM
+ * after closing sessions with 1001. Every start-up problem is one `websockify: error:`
  * line and a non-zero status. `cli.ts` runs it on this process; tests run
  * it on a host of their own.
  *
@@ -25,6 +25,7 @@ import {
 import { banner, describeListen } from "./banner.ts";
 import { CliExit, type CliHost, fail, usageError } from "./host.ts";
 import { type CliLogs, openLogs } from "./logs.ts";
+import { type HupTargets, reloadOnHup } from "./reload.ts";
 import { type Signals, signalsOf } from "./signals.ts";
 import { STOP_GRACE_MS } from "../../lib/limits.ts";
 import { socketActivated } from "../../lib/process/activation.ts";
@@ -97,7 +98,8 @@ async function run(
 ): Promise<number> {
   const { lifecycle } = options;
   if (lifecycle.daemon && !isDaemonChild()) return await daemonize(argv, host.stderr);
-  const logs = openLogs(options, host, signals);
+  const logs = openLogs(options, host);
+  const hup = reloadOnHup(signals, logs);
   const { log } = logs;
   exitWithParent();
   const listenText = describeListen(options);
@@ -121,9 +123,10 @@ async function run(
     }
   }
   if (isClusterPrimary(lifecycle.workers) && workerNumber() === 0) {
-    return superviseCluster(options, argv, logs, signals);
+    return superviseCluster(options, argv, logs, signals, hup);
   }
   const { server, settings, wrap } = await startServer(options, host, log, port, listenText);
+  hup.server = server;
   return new Promise<number>((resolve) => {
     // --run-once, --timeout and --idle-timeout end the server by themselves.
     let status = 0; // the wrapped program's, with --wrap-mode=exit
@@ -158,7 +161,7 @@ async function run(
       if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
     } else log.info(`Worker listening on ${formatAddr(server.addr)}`);
     if (lifecycle.workers > 1 && workerNumber() === 0) {
-      workers = startWorkers(lifecycle.workers, argv, log, server.addr.port);
+      workers = hup.workers = startWorkers(lifecycle.workers, argv, log, server.addr.port);
     }
     if (isDaemonChild()) daemonReady();
     wrap?.start(server.addr.port);
@@ -175,11 +178,12 @@ function superviseCluster(
   argv: string[],
   logs: CliLogs,
   signals: Signals,
+  hup: HupTargets,
 ): Promise<number> {
   const { lifecycle } = options;
   const { log } = logs;
   log.info(`Serving ${describeListen(options)} from ${lifecycle.workers} worker processes`);
-  const workers = startWorkers(lifecycle.workers, argv, log);
+  const workers = hup.workers = startWorkers(lifecycle.workers, argv, log);
   if (isDaemonChild()) daemonReady();
   return new Promise((resolve) => {
     let stopping = false;

@@ -135,6 +135,7 @@ function withTls(plugin: TokenPlugin): TokenPlugin {
       return target?.kind === "tcp" ? { ...target, tls: true } : target;
     },
     close: () => plugin.close?.(),
+    ...plugin.reload && { reload: () => plugin.reload!() },
   };
 }
 

@@ -80,6 +80,8 @@ export async function probePort(
 export interface Workers {
   /** Stops every worker (SIGTERM) and waits for them. */
   stop(): Promise<void>;
+  /** Sends SIGHUP to every live worker: each reloads itself. */
+  reload(): void;
 }
 
 /**
@@ -129,6 +131,11 @@ export function startWorkers(n: number, argv: string[], log: Logger, port = 0): 
         })
       );
       await Promise.all(exits);
+    },
+    reload() {
+      for (const child of live.values()) {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGHUP");
+      }
     },
   };
 }

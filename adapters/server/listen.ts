@@ -157,7 +157,8 @@ export async function listenNode(
   // which never listens, and its decrypted socket to `httpServer` in turn.
   // A client certificate is only asked for over TLS: plain clients would skip it.
   const sslOnly = options.sslOnly || (options.tls?.verifyClient ?? false);
-  const tlsServer = options.tls && createTlsServer(options.tls);
+  const tlsFiles = options.tls && createTlsServer(options.tls);
+  const tlsServer = tlsFiles?.server;
   const infoOf = (sock: tls.TLSSocket) => infos.get(rawSocket(sock))!;
   tlsServer?.on("secureConnection", (sock: tls.TLSSocket) => {
     const info = infoOf(sock);
@@ -226,6 +227,7 @@ export async function listenNode(
     get connections() {
       return connections;
     },
+    prepareTlsReload: tlsFiles?.prepareReload,
     close() {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const sock of pending.keys()) sock.destroy();

@@ -1,7 +1,8 @@
 /**
  * TLS for the listener: loads the certificate, key and client CA once at
- * start-up (so a bad path or password fails early with one line) and again
- * whenever the files change, as upstream re-reads them per handshake.
+ * start-up (so a bad path or password fails early with one line), again
+ * whenever the files change, as upstream re-reads them per handshake, and
+ * on demand (SIGHUP), reporting a failure.
  *
  * @module
  */
@@ -157,6 +158,17 @@ function checkKeyPair(options: TlsOptions, cert: Buffer, key: Buffer): void {
   }
 }
 
+/** The TLS server and how to load its files again. */
+export interface TlsServer {
+  readonly server: tls.Server;
+  /**
+   * Reads and checks the files now (throws {@link TlsConfigError}) and
+   * returns what puts them in use for new connections; TLS sessions already
+   * open keep theirs.
+   */
+  prepareReload(): () => void;
+}
+
 /**
  * Creates the TLS server that sniffed connections are handed to. It is
  * never listened on: sockets arrive through `emit("connection")`, the one
@@ -164,24 +176,31 @@ function checkKeyPair(options: TlsOptions, cert: Buffer, key: Buffer): void {
  * (`docs/runtimes.md`, "Client certificates: a TLS server, not a bare
  * TLSSocket").
  */
-export function createTlsServer(options: TlsOptions): tls.Server {
+export function createTlsServer(options: TlsOptions): TlsServer {
   const server = tls.createServer(loadTlsOptions(options));
   let stamp = mtimes(options);
   let checked = Date.now();
+  const prepareReload = () => {
+    // Taken before reading: an edit during the read is seen by the next check.
+    const now = mtimes(options);
+    const secure = loadTlsOptions(options);
+    return () => {
+      server.setSecureContext(secure);
+      stamp = now;
+    };
+  };
   // Pick up renewed certificates without a restart, checking now and then.
   server.prependListener("connection", () => {
     if (Date.now() - checked < TLS_RELOAD_CHECK_MS) return;
     checked = Date.now();
-    const now = mtimes(options);
-    if (now === stamp) return;
+    if (mtimes(options) === stamp) return;
     try {
-      server.setSecureContext(loadTlsOptions(options));
-      stamp = now;
+      prepareReload()();
     } catch {
       // Keep serving with the old certificate until the new files are whole.
     }
   });
-  return server;
+  return { server, prepareReload };
 }
 
 function mtimes(options: TlsOptions): string {

@@ -110,7 +110,8 @@ export async function tokenFile(
 }
 
 /**
- * `ReadOnlyTokenFile`: the `TokenFile` format, read once at start-up.
+ * `ReadOnlyTokenFile`: the `TokenFile` format, read at start-up and again
+ * only on reload (SIGHUP).
  *
  * @example
  * ```ts
@@ -120,8 +121,15 @@ export async function tokenFile(
  * ```
  */
 export async function readOnlyTokenFile(source: string | undefined): Promise<TokenPlugin> {
-  const targets = await readTokenSource(requireSource(source, "ReadOnlyTokenFile", "FILE"));
-  return { lookup: (token) => targets.get(token) };
+  const file = requireSource(source, "ReadOnlyTokenFile", "FILE");
+  let targets = await readTokenSource(file);
+  return {
+    lookup: (token) => targets.get(token),
+    async reload() {
+      const read = await readTokenSource(file);
+      return () => void (targets = read);
+    },
+  };
 }
 
 /**

@@ -67,7 +67,11 @@ export const OPTIONS = {
     arg: "CERT",
     help: "TLS certificate (PEM, may hold the key); default self.pem if present",
   },
-  key: { type: "string", arg: "KEY", help: "TLS key file, if not in CERT" },
+  key: {
+    type: "string",
+    arg: "KEY",
+    help: "TLS key file, if not in CERT; CERT and KEY are reloaded on SIGHUP",
+  },
   "key-password": {
     type: "string",
     arg: "PASS",
@@ -88,7 +92,11 @@ export const OPTIONS = {
     type: "boolean",
     help: "require a client certificate signed by --cafile; implies --ssl-only",
   },
-  cafile: { type: "string", arg: "FILE", help: "CA bundle for --verify-client" },
+  cafile: {
+    type: "string",
+    arg: "FILE",
+    help: "CA bundle for --verify-client (reloaded on SIGHUP)",
+  },
   "ssl-target": {
     type: "boolean",
     help: "connect to the target with TLS, verifying its certificate and name",

@@ -28,7 +28,18 @@ export interface TokenPlugin {
   lookup(token: string): Target | undefined | Promise<Target | undefined>;
   /** Releases what the plugin holds open (connections, watchers). */
   close?(): void | Promise<void>;
+  /** Reads the source again on SIGHUP or `reload()`: see {@link Reload}. */
+  reload?: Reload;
 }
+
+/**
+ * A plugin's part of a reload, in two steps so that a reload is all or
+ * nothing: read and check the new state, and resolve with a function that
+ * puts it in use (called only once every part of the reload has succeeded;
+ * it must not fail), or reject to keep the old state. Sessions already
+ * open are not affected.
+ */
+export type Reload = () => Promise<() => void>;
 
 /** What a plugin factory gets besides its source. */
 export interface PluginContext {
@@ -64,6 +75,8 @@ export interface AuthRequest {
 export interface AuthPlugin {
   /** Returns to accept; throws {@link AuthenticationError} to refuse. */
   authenticate(request: AuthRequest): void | Promise<void>;
+  /** Reads the source again on SIGHUP or `reload()`: see {@link Reload}. */
+  reload?: Reload;
 }
 
 /** Creates an auth plugin from `--auth-source`. */
