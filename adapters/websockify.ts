@@ -42,7 +42,8 @@ export interface WebsockifyOptions {
   /**
    * Peers (`"10.0.0.0/8,::1"` or a list of IP addresses and CIDR blocks)
    * whose `Forwarded` or `X-Forwarded-For` header names the client
-   * (`--trusted-proxy`); from other peers these headers are ignored.
+   * (`--trusted-proxy`); from other peers these headers are ignored. An
+   * entry that is not one throws a `TypeError`.
    */
   trustedProxy?: string | readonly string[];
   /**
@@ -51,7 +52,10 @@ export interface WebsockifyOptions {
    * without a valid one is closed.
    */
   proxyProtocol?: boolean;
-  /** Send a PROXY protocol v2 header naming the client to each target first (`--target-proxy-protocol`). */
+  /**
+   * Send each target a PROXY protocol v2 header naming the client before any
+   * payload (`--target-proxy-protocol`).
+   */
   targetProxyProtocol?: boolean;
   /** Checks upgrades (and `web` requests with `webAuth`) before the 101. */
   authPlugin?: AuthPlugin;

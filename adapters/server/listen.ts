@@ -273,12 +273,12 @@ async function refusedWith(response: Response | Promise<Response>): Promise<Upgr
 /**
  * Reads until the first bytes say what the connection speaks, pauses and
  * calls `decide`, which owns the socket and the bytes from then on. A client
- * that sends nothing in time is dropped. With `proxied`, the first bytes
- * are a PROXY protocol header first, read whole (and within its size limit)
- * and handed to it, and the bytes after it are sniffed. The new owner calls `release` once
- * it has its own `data` listener: removing ours while it is the only one
- * would delete the event's slot and put the socket's listener table in
- * dictionary mode (0.4 KiB for the session's life).
+ * that sends nothing in time is dropped. With `proxied`, a PROXY protocol
+ * header comes first: it is read whole (within its size limit) and handed
+ * to `proxied`, and the bytes after it are sniffed. The new owner calls
+ * `release` once it has its own `data` listener: removing ours while it is
+ * the only one would delete the event's slot and put the socket's listener
+ * table in dictionary mode (0.4 KiB for the session's life).
  */
 function sniff(
   sock: net.Socket,
