@@ -6,6 +6,7 @@
  * @module
  */
 import { defaultConnect } from "./connect/connect.ts";
+import { withProxyHeader } from "./connect/proxy_header.ts";
 import { type ListenAt, listenNode } from "./server/listen.ts";
 import { fileRecorder } from "./output/record_file.ts";
 import type { TlsOptions } from "./server/tls.ts";
@@ -19,6 +20,7 @@ import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
 import { reloadAll, type ReloadStep } from "../lib/process/reload.ts";
 import { parseTarget } from "../lib/target.ts";
+import { parseCidrList } from "../lib/net/cidr.ts";
 import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
 
 /** Options for {@link websockify}. */
@@ -38,6 +40,24 @@ export interface WebsockifyOptions {
   tokenPlugin?: TokenPlugin;
   /** Take the token from the Host header (`--host-token`). */
   hostToken?: boolean;
+  /**
+   * Peers (`"10.0.0.0/8,::1"` or a list of IP addresses and CIDR blocks)
+   * whose `Forwarded` or `X-Forwarded-For` header names the client
+   * (`--trusted-proxy`); from other peers these headers are ignored. An
+   * entry that is not one throws a `TypeError`.
+   */
+  trustedProxy?: string | readonly string[];
+  /**
+   * Every connection starts with a PROXY protocol header (v1 or v2), whose
+   * source address is the client's (`--proxy-protocol`); a connection
+   * without a valid one is closed.
+   */
+  proxyProtocol?: boolean;
+  /**
+   * Send each target a PROXY protocol v2 header naming the client before any
+   * payload (`--target-proxy-protocol`).
+   */
+  targetProxyProtocol?: boolean;
   /** Checks upgrades (and `web` requests with `webAuth`) before the 101. */
   authPlugin?: AuthPlugin;
   /** Resolve the listen host name to IPv6 first; `""` then means `::`. */
@@ -128,8 +148,12 @@ export interface Websockify {
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
   const { resolveTarget, target } = targetResolver(options, log);
+  const trustedProxies = options.trustedProxy === undefined
+    ? undefined
+    : parseCidrList([options.trustedProxy].flat().join(","));
+  const connect = options.connect ?? defaultConnect({ ca: options.targetCa });
   const sessions = createSessions({
-    connect: options.connect ?? defaultConnect({ ca: options.targetCa }),
+    connect: options.targetProxyProtocol ? withProxyHeader(connect) : connect,
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
@@ -156,6 +180,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       ? createAuthenticate(options.authPlugin, log)
       : options.authenticate,
     webAuth: options.webAuth,
+    trustedProxies,
   });
   const listener = await listenNode({
     at: listenAt(options),
@@ -164,6 +189,8 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     handshakeTimeoutMs: options.handshakeTimeout === undefined
       ? undefined
       : options.handshakeTimeout * 1000,
+    proxyProtocol: options.proxyProtocol,
+    local: options.targetProxyProtocol,
     log,
   }, { fetch: app.fetch, upgrade: app.upgrade, open: sessions.open });
   let markClosed!: () => void;

@@ -42,6 +42,20 @@ export const MAX_HEAD_BYTES = 16 * 1024;
  */
 export const MAX_HEADERS = 64;
 
+/**
+ * `Forwarded` and `X-Forwarded-For` hops looked at (`--trusted-proxy`), from
+ * the right: a longer chain is cut there, as if its next hop were untrusted.
+ */
+export const MAX_FORWARDED_HOPS = 32;
+
+/**
+ * The longest PROXY protocol header (`--proxy-protocol`): version 1's own
+ * limit, and for version 2 the 16-byte head plus the addresses and TLVs;
+ * a connection that sends a longer one is closed.
+ */
+export const PROXY_V1_MAX_BYTES = 107;
+export const PROXY_V2_MAX_BYTES = 16 + 512;
+
 /** A request body shorter than this without a Content-Length is read first to get one. */
 export const SHORT_BODY_BYTES = 64 * 1024;
 

@@ -60,11 +60,14 @@ export function parseTarget(arg: string): Target {
   return { kind: "tcp", hostname, port };
 }
 
-/** Formats an address for logs: IPv6 literals get brackets. */
+/**
+ * Formats an address for logs: IPv6 literals get brackets; port 0 (an
+ * address a proxy reported without one) is left out.
+ */
 export function formatAddr(addr: NetAddr): string {
   if (addr.hostname.startsWith("/")) return addr.hostname; // a unix socket path
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  return `${host}:${addr.port}`;
+  return addr.port === 0 && host ? host : `${host}:${addr.port}`;
 }
 
 /** Formats a target for logs. */
@@ -73,15 +76,20 @@ export function formatTarget(target: Target): string {
 }
 
 /**
- * How every log line names a connection: `#id address`, and once it is a
- * session, ` -> target` after it.
+ * How every log line names a connection: `#id address`, ` (peer address)`
+ * when a proxy in front reported the client, and once it is a session,
+ * ` -> target` after it.
  *
  * @example
  * ```ts
  * clientLabel({ id: 7, remote: { hostname: "::1", port: 50000 } }); // "#7 [::1]:50000"
  * ```
  */
-export function clientLabel(info: Pick<ConnInfo, "id" | "remote">, target?: Target): string {
-  const client = `#${info.id} ${formatAddr(info.remote)}`;
+export function clientLabel(
+  info: Pick<ConnInfo, "id" | "remote" | "peer">,
+  target?: Target,
+): string {
+  const peer = info.peer ? ` (peer ${formatAddr(info.peer)})` : "";
+  const client = `#${info.id} ${formatAddr(info.remote)}${peer}`;
   return target ? `${client} -> ${formatTarget(target)}` : client;
 }

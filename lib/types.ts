@@ -112,8 +112,21 @@ export interface WsConn {
 export interface ConnInfo {
   /** Counts accepted connections from 1, as upstream's handler id. */
   readonly id: number;
-  /** The client's address (a socket path for unix listeners). */
+  /**
+   * The client's address (a socket path for unix listeners): the TCP peer's,
+   * or the one a PROXY protocol header (`--proxy-protocol`) or a trusted
+   * proxy's `Forwarded`/`X-Forwarded-For` (`--trusted-proxy`) reports. A
+   * reported address without a port has port 0.
+   */
   readonly remote: NetAddr;
+  /** The TCP peer, when it is not {@link ConnInfo.remote} (a proxy in front). */
+  readonly peer?: NetAddr;
+  /**
+   * The address the client connected to, when it is needed
+   * (`--target-proxy-protocol`): the listening socket's, or the one a PROXY
+   * protocol header names.
+   */
+  readonly local?: NetAddr;
   /** True when the client connected over TLS. */
   readonly tls: boolean;
   /** The common name of a verified client certificate. */
@@ -127,7 +140,16 @@ export interface ConnInfo {
  */
 export type UpgradeDecision =
   | { readonly kind: "refuse"; readonly response: Response }
-  | { readonly kind: "accept"; readonly protocol: string; readonly target: Target };
+  | {
+    readonly kind: "accept";
+    readonly protocol: string;
+    readonly target: Target;
+    /**
+     * The connection as the request named its client (`--trusted-proxy`),
+     * for the session; the server's own when absent.
+     */
+    readonly info?: ConnInfo;
+  };
 
 /** What the server adapter passes to the HTTP app with each plain request. */
 export interface RequestEnv {

@@ -13,7 +13,15 @@ import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { RUNTIME } from "../adapters/runtime.ts";
-import { type Websockify, websockify, type WebsockifyOptions } from "../mod.ts";
+import {
+  type AuthPlugin,
+  createLogger,
+  type LoggerOptions,
+  type Websockify,
+  websockify,
+  type WebsockifyOptions,
+} from "../mod.ts";
+import type { ConnInfo } from "../lib/types.ts";
 
 /** The runtime running this suite: differences are flags, not suites. */
 export { RUNTIME };
@@ -334,5 +342,35 @@ export function alive(pid: number): boolean {
     return !zombie || fs.readdirSync(`/proc/${pid}/task`).length > 1;
   } catch (error) {
     return (error as { code?: unknown }).code !== "ENOENT"; // gone just now; else no /proc
+  }
+}
+
+/** What {@link withRecordingProxy} recorded: log lines, and the client each auth call saw. */
+export interface Recorded {
+  readonly lines: string[];
+  readonly seen: ConnInfo[];
+}
+
+/**
+ * Runs `run` with a proxy to `target` that records its log lines (written
+ * as `log` says) and what its auth plugin receives; stops it after.
+ */
+export async function withRecordingProxy(
+  target: WebsockifyOptions["target"],
+  options: Partial<WebsockifyOptions>,
+  log: Omit<LoggerOptions, "write">,
+  run: (port: number, recorded: Recorded) => Promise<void>,
+): Promise<void> {
+  const recorded: Recorded = { lines: [], seen: [] };
+  const authPlugin: AuthPlugin = { authenticate: ({ client }) => void recorded.seen.push(client) };
+  const proxy = await startProxy(target, {
+    authPlugin,
+    logger: createLogger({ ...log, write: (line) => recorded.lines.push(line) }),
+    ...options,
+  });
+  try {
+    await run(proxy.addr.port, recorded);
+  } finally {
+    await proxy.close();
   }
 }

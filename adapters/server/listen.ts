@@ -33,6 +33,7 @@ import { HandshakeDeadline } from "./deadline.ts";
 import { answer, toRequest } from "./respond.ts";
 import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
 import { acceptWebSocket } from "./ws_conn.ts";
+import { type ProxyHeader, readProxyHeader } from "./proxy_header.ts";
 
 export { type ListenAt, resolveHost } from "./bind.ts";
 
@@ -48,6 +49,13 @@ export interface ListenOptions {
    * a whole request head (again after each answer); 0 is no limit.
    */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Every connection starts with a PROXY protocol header (`--proxy-protocol`),
+   * which names the client; one without a valid header is closed.
+   */
+  readonly proxyProtocol?: boolean;
+  /** Fill `ConnInfo.local` for every connection (`--target-proxy-protocol`). */
+  readonly local?: boolean;
   readonly log?: Logger;
 }
 
@@ -125,7 +133,7 @@ export async function listenNode(
         pending.delete(raw);
         const key = req.headers.get("sec-websocket-key")!;
         const ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
-        handlers.open(ws, decision.target, info);
+        handlers.open(ws, decision.target, decision.info ?? info);
         release?.();
         socket.resume();
       })
@@ -178,7 +186,8 @@ export async function listenNode(
     log.info(`${clientLabel(info)}: TLS error: ${tlsErrorText(error)}`);
   });
 
-  const route = (sock: net.Socket, info: ConnInfo, first: Uint8Array, release: () => void) => {
+  const route = (sock: net.Socket, first: Uint8Array, release: () => void) => {
+    const info = infos.get(sock)!;
     const client = clientLabel(info);
     const kind = classifyFirstBytes(first);
     if (kind === "policy") {
@@ -207,7 +216,10 @@ export async function listenNode(
   // allowHalfOpen as http.Server has it: http and ws end the socket themselves.
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (sock) => {
     connections++;
-    const info: ConnInfo = { id: nextId++, remote: remoteOf(sock, options.at), tls: false };
+    const remote = remoteOf(sock, options.at);
+    const info: ConnInfo = options.local
+      ? { id: nextId++, remote, tls: false, local: localOf(sock, options.at) }
+      : { id: nextId++, remote, tls: false };
     const deadline = new HandshakeDeadline(sock, handshakeMs);
     pending.set(sock, deadline);
     // Not `deadline`: this closure lives as long as the session.
@@ -219,8 +231,27 @@ export async function listenNode(
     sock.on("error", destroySelf);
     if (!("path" in options.at)) sock.setNoDelay(true);
     infos.set(sock, info);
-    sniff(sock, deadline, (first, release) => route(sock, info, first, release));
+    sniff(sock, deadline, (first, release) => route(sock, first, release), proxied);
   });
+  /** Takes the client from a connection's PROXY header, or closes one without. */
+  const proxied = options.proxyProtocol
+    ? (sock: net.Socket, header: ProxyHeader): void => {
+      const info = infos.get(sock)!;
+      if (header.kind === "more") return;
+      if (header.kind === "invalid") {
+        log.info(`${clientLabel(info)}: PROXY protocol: ${header.reason}`);
+        return void sock.destroy();
+      }
+      if (header.source) {
+        infos.set(sock, {
+          ...info,
+          remote: header.source,
+          peer: info.remote,
+          local: header.destination ?? info.local,
+        });
+      }
+    }
+    : undefined;
   const addr = await bind(server, options.at);
   return {
     addr,
@@ -244,21 +275,33 @@ async function refusedWith(response: Response | Promise<Response>): Promise<Upgr
 /**
  * Reads until the first bytes say what the connection speaks, pauses and
  * calls `decide`, which owns the socket and the bytes from then on. A client
- * that sends nothing in time is dropped. The new owner calls `release` once
- * it has its own `data` listener: removing ours while it is the only one
- * would delete the event's slot and put the socket's listener table in
- * dictionary mode (0.4 KiB for the session's life).
+ * that sends nothing in time is dropped. With `proxied`, a PROXY protocol
+ * header comes first: it is read whole (within its size limit) and handed
+ * to `proxied`, and the bytes after it are sniffed. The new owner calls
+ * `release` once it has its own `data` listener: removing ours while it is
+ * the only one would delete the event's slot and put the socket's listener
+ * table in dictionary mode (0.4 KiB for the session's life).
  */
 function sniff(
   sock: net.Socket,
   deadline: HandshakeDeadline,
   decide: (first: Uint8Array, release: () => void) => void,
+  proxied?: (sock: net.Socket, header: ProxyHeader) => void,
 ): void {
   let first: Uint8Array = new Uint8Array(0);
   let decided = false;
+  let header = proxied !== undefined;
   const onData = (chunk: Uint8Array) => {
     if (decided) return;
     first = first.length ? Buffer.concat([first, chunk]) : chunk;
+    if (header) {
+      const read = readProxyHeader(first);
+      if (read.kind === "more") return;
+      header = false;
+      proxied!(sock, read);
+      if (read.kind !== "ok") return void (decided = true);
+      first = first.subarray(read.length);
+    }
     if (classifyFirstBytes(first) === "more") return;
     decided = true;
     deadline.firstBytes();
@@ -279,6 +322,12 @@ const EMPTY = new Uint8Array(0);
  */
 function rawSocket(sock: Duplex): net.Socket {
   return ((sock as { _parent?: net.Socket })._parent ?? sock) as net.Socket;
+}
+
+/** The address the client connected to; on a unix socket, the socket's path. */
+function localOf(sock: net.Socket, at?: ListenAt): NetAddr {
+  if (at && "path" in at) return { hostname: at.path, port: 0 };
+  return { hostname: sock.localAddress ?? "", port: sock.localPort ?? 0 };
 }
 
 /** The client's address; on a unix socket, the socket's path. */

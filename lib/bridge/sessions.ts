@@ -8,7 +8,8 @@ import { bridge, type BridgeStats } from "./bridge.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
-import { clientLabel, formatAddr, formatTarget } from "../target.ts";
+import { clientFields } from "../http/refuse.ts";
+import { clientLabel, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
 
 /** Records one session (`--record`). */
@@ -22,7 +23,8 @@ export interface Recorder {
 
 /** Options for {@link createSessions}. */
 export interface SessionOptions {
-  connect: (target: Target) => Promise<Conn>;
+  /** Opens the connection to a session's target; `info` names the client. */
+  connect: (target: Target, info: ConnInfo) => Promise<Conn>;
   log: Logger;
   /** Ping interval in milliseconds (`--heartbeat`). */
   heartbeatMs?: number;
@@ -91,7 +93,7 @@ export function createSessions(options: SessionOptions): Sessions {
       );
       recorder = options.record?.(info.id);
       if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
-      return bridge(ws, connectTo(options.connect, target), {
+      return bridge(ws, connectTo(options.connect, target, info), {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
         tap: tapFor(log.traffic, recorder),
@@ -143,12 +145,16 @@ export function createSessions(options: SessionOptions): Sessions {
 
 /** The fields every session line carries in JSON logs. */
 function sessionFields(event: string, info: ConnInfo, target: Target) {
-  return { event, id: info.id, client: formatAddr(info.remote), target: formatTarget(target) };
+  return { event, ...clientFields(info), target: formatTarget(target) };
 }
 
-/** A connect function for one target, made outside `run` so it keeps only these two. */
-function connectTo(connect: (target: Target) => Promise<Conn>, target: Target) {
-  return () => connect(target);
+/** A connect function for one target, made outside `run` so it keeps only these three. */
+function connectTo(
+  connect: (target: Target, info: ConnInfo) => Promise<Conn>,
+  target: Target,
+  info: ConnInfo,
+) {
+  return () => connect(target, info);
 }
 
 /** One tap for `--traffic` and `--record`, or none when both are off. */

@@ -9,6 +9,7 @@ import { HANDSHAKE_TIMEOUT_MS } from "../limits.ts";
 import { UsageError } from "../errors.ts";
 import type { LogFormat } from "../log.ts";
 import { parseListen } from "../target.ts";
+import { parseCidrList } from "../net/cidr.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
 import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";
@@ -81,6 +82,10 @@ export interface CliRun {
   readonly target?: Target;
   readonly tokenPlugin?: CliPlugin;
   readonly hostToken: boolean;
+  /** `--trusted-proxy`, checked; as given. */
+  readonly trustedProxy?: string;
+  readonly proxyProtocol: boolean;
+  readonly targetProxyProtocol: boolean;
   readonly authPlugin?: CliPlugin;
   readonly webAuth: boolean;
   /** Connect to targets with TLS (`--ssl-target`). */
@@ -180,6 +185,14 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
   if (!(sslVersion in SSL_VERSIONS)) {
     throw new UsageError(`option --ssl-version: invalid choice: '${sslVersion}'`);
   }
+  const trustedProxy = values["trusted-proxy"];
+  if (trustedProxy !== undefined) {
+    try {
+      if (parseCidrList(trustedProxy).length === 0) throw new TypeError("no address given");
+    } catch (error) {
+      throw new UsageError(`option --trusted-proxy: ${(error as Error).message}`);
+    }
+  }
   const logFormat = values["log-format"] ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(
@@ -192,6 +205,9 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
     target,
     tokenPlugin,
     hostToken: values["host-token"] ?? false,
+    trustedProxy,
+    proxyProtocol: values["proxy-protocol"] ?? false,
+    targetProxyProtocol: values["target-proxy-protocol"] ?? false,
     authPlugin,
     webAuth: values["web-auth"] ?? false,
     sslTarget,

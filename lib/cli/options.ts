@@ -118,6 +118,19 @@ export const OPTIONS = {
     help: "same as --token-plugin=TokenFile --token-source=FILE (deprecated)",
   },
   "host-token": { type: "boolean", help: "take the token from the Host header" },
+  "trusted-proxy": {
+    type: "string",
+    arg: "CIDRS",
+    help: "take the client address from Forwarded/X-Forwarded-For of these peers",
+  },
+  "proxy-protocol": {
+    type: "boolean",
+    help: "clients come through a load balancer sending a PROXY header (v1/v2)",
+  },
+  "target-proxy-protocol": {
+    type: "boolean",
+    help: "send the target a PROXY v2 header with the client's address first",
+  },
   "auth-plugin": {
     type: "string",
     arg: "NAME",

@@ -10,6 +10,8 @@ import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
 import { refuse, refuseFields } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
+import type { Cidr } from "../net/cidr.ts";
+import { clientThroughProxies } from "../net/forwarded.ts";
 import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
@@ -43,6 +45,11 @@ export interface AppOptions {
   authenticate?: Authenticate;
   /** Apply `authenticate` to `--web` requests too (`--web-auth`). */
   webAuth?: boolean;
+  /**
+   * Peers whose `Forwarded`/`X-Forwarded-For` name the client
+   * (`--trusted-proxy`), read anew for each request.
+   */
+  trustedProxies?: readonly Cidr[];
 }
 
 /** Methods upstream answers with 405 rather than 501. */
@@ -84,6 +91,10 @@ export type App = Hono<{ Bindings: RequestEnv }> & {
  */
 export function createApp(options: AppOptions): App {
   const { log, resolveTarget } = options;
+  const trusted = options.trustedProxies?.length ? options.trustedProxies : undefined;
+  /** The connection as this request names its client: before logs, auth and tokens. */
+  const clientOf = (info: ConnInfo, req: Request): ConnInfo =>
+    trusted ? clientThroughProxies(info, req.headers, trusted) : info;
   const refused = (info: ConnInfo, status: number, reason: string): Response => {
     logEvent(log, "info", `${clientLabel(info)}: code ${status}, message ${reason}`, {
       ...refuseFields(info, status),
@@ -93,7 +104,7 @@ export function createApp(options: AppOptions): App {
   };
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
-    const { info } = c.env;
+    const info = clientOf(c.env.info, c.req.raw);
     const method = c.req.method;
     if (!KNOWN_METHODS.includes(method)) {
       return refused(info, 501, `Unsupported method ('${method}')`);
@@ -108,7 +119,8 @@ export function createApp(options: AppOptions): App {
     return refused(info, 405, "Method Not Allowed");
   });
 
-  const upgrade = async (req: Request, info: ConnInfo): Promise<UpgradeDecision> => {
+  const upgrade = async (req: Request, conn: ConnInfo): Promise<UpgradeDecision> => {
+    const info = clientOf(conn, req);
     const method = req.method;
     if (!KNOWN_METHODS.includes(method)) {
       return refusal(refused(info, 501, `Unsupported method ('${method}')`));
@@ -131,7 +143,8 @@ export function createApp(options: AppOptions): App {
       if (denied) return refusal(denied);
       const target = await resolveTarget(req, info);
       if (target instanceof Response) return refusal(target);
-      return { kind: "accept", protocol: handshake.protocol, target };
+      const accept = { kind: "accept", protocol: handshake.protocol, target } as const;
+      return info === conn ? accept : { ...accept, info };
     } catch (error) {
       // A hook that throws gets what Hono answers for a throwing handler.
       log.error(`${clientLabel(info)}: ${errorText(error)}`);

@@ -36,8 +36,18 @@ export function refuse(
 
 /** The fields of a refusal's JSON log line (`--log-format=json`). */
 export function refuseFields(
-  info: Pick<ConnInfo, "id" | "remote">,
+  info: Pick<ConnInfo, "id" | "remote" | "peer">,
   status: number,
 ): LogFields {
-  return { event: "refuse", id: info.id, client: formatAddr(info.remote), status };
+  return { event: "refuse", ...clientFields(info), status };
+}
+
+/** The `id`, `client` and (behind a proxy) `peer` fields of a connection's JSON log lines. */
+export function clientFields(info: Pick<ConnInfo, "id" | "remote" | "peer">): LogFields {
+  // An undefined field is left out of the line.
+  return {
+    id: info.id,
+    client: formatAddr(info.remote),
+    peer: info.peer && formatAddr(info.peer),
+  };
 }
