@@ -13,7 +13,7 @@ import { absolutePaths, nodeFs, resolveWebRoot } from "./server/web_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "../lib/http/app.ts";
 import { createAuthenticate } from "../lib/plugins/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "../lib/plugins/plugins.ts";
-import { createTokenResolver } from "../lib/plugins/token.ts";
+import { createTokenResolver, parseTokenFrom, type TokenSource } from "../lib/plugins/token.ts";
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
@@ -33,9 +33,15 @@ export interface WebsockifyOptions {
   } | { fd: number };
   /** Where to forward: `"host:port"` or a {@link Target}; omit with `tokenPlugin`. */
   target?: Target | string;
-  /** Chooses the target per connection from its token (`?token=` or Host). */
+  /** Chooses the target per connection from its token (`?token=` by default). */
   tokenPlugin?: TokenPlugin;
-  /** Take the token from the Host header (`--host-token`). */
+  /**
+   * Where the token comes from, first found wins (`--token-from`): a list
+   * such as `"path,cookie:vnc"` (`query`, `path`, `cookie:NAME`,
+   * `header:NAME`, `host`) or its parsed form. Default `"query"`.
+   */
+  tokenFrom?: string | readonly TokenSource[];
+  /** Take the token from the Host header (`--host-token`): `tokenFrom: "host"`. */
   hostToken?: boolean;
   /** Checks upgrades (and `web` requests with `webAuth`) before the 101. */
   authPlugin?: AuthPlugin;
@@ -194,7 +200,15 @@ function targetResolver(
   const { tokenPlugin, hostToken } = options;
   if (tokenPlugin) {
     if (options.target !== undefined) throw new TypeError("Give either target or tokenPlugin");
-    return { resolveTarget: createTokenResolver({ plugin: tokenPlugin, hostToken, log }) };
+    if (hostToken && options.tokenFrom !== undefined) {
+      throw new TypeError("Give either tokenFrom or hostToken");
+    }
+    const tokenFrom = typeof options.tokenFrom === "string"
+      ? parseTokenFrom(options.tokenFrom)
+      : options.tokenFrom;
+    return {
+      resolveTarget: createTokenResolver({ plugin: tokenPlugin, tokenFrom, hostToken, log }),
+    };
   }
   if (options.target === undefined) throw new TypeError("A target or a tokenPlugin is needed");
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;

@@ -127,7 +127,13 @@ export interface ConnInfo {
  */
 export type UpgradeDecision =
   | { readonly kind: "refuse"; readonly response: Response }
-  | { readonly kind: "accept"; readonly protocol: string; readonly target: Target };
+  | {
+    readonly kind: "accept";
+    readonly protocol: string;
+    readonly target: Target;
+    /** The raw token the token resolver used, if any; log it by `tokenLabel()` only. */
+    readonly token?: string;
+  };
 
 /** What the server adapter passes to the HTTP app with each plain request. */
 export interface RequestEnv {
@@ -140,8 +146,8 @@ export interface ServerHandlers {
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
   /** Decides a WebSocket upgrade request. */
   upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
-  /** Takes over a WebSocket the app accepted. */
-  open(ws: WsConn, target: Target, info: ConnInfo): void;
+  /** Takes over a WebSocket the app accepted; `token` as in {@link UpgradeDecision}. */
+  open(ws: WsConn, target: Target, info: ConnInfo, token?: string): void;
 }
 
 /** A listening server. */

@@ -63,7 +63,7 @@ const DEFAULTS = {
   web: undefined,
   fileOnly: false,
   tokenPlugin: undefined,
-  hostToken: false,
+  tokenFrom: undefined,
   authPlugin: undefined,
   webAuth: false,
   sslTarget: false,

@@ -93,7 +93,7 @@ async function proxyOptions(
     timeout: lifecycle.timeout,
     idleTimeout: lifecycle.idleTimeout,
     tokenPlugin,
-    hostToken: options.hostToken,
+    tokenFrom: options.tokenFrom,
     authPlugin,
     webAuth: options.webAuth,
     preferIpv6: options.preferIpv6,

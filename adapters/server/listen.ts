@@ -125,7 +125,7 @@ export async function listenNode(
         pending.delete(raw);
         const key = req.headers.get("sec-websocket-key")!;
         const ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
-        handlers.open(ws, decision.target, info);
+        handlers.open(ws, decision.target, info, decision.token);
         release?.();
         socket.resume();
       })

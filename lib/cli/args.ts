@@ -9,6 +9,7 @@ import { HANDSHAKE_TIMEOUT_MS } from "../limits.ts";
 import { UsageError } from "../errors.ts";
 import type { LogFormat } from "../log.ts";
 import { parseListen } from "../target.ts";
+import { HOST_TOKEN, parseTokenFrom, type TokenSource } from "../plugins/token.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
 import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";
@@ -80,7 +81,8 @@ export interface CliRun {
   /** Undefined when a token plugin or a wrapped program chooses targets. */
   readonly target?: Target;
   readonly tokenPlugin?: CliPlugin;
-  readonly hostToken: boolean;
+  /** `--token-from` (`--host-token` is `host`); undefined: the query, as upstream. */
+  readonly tokenFrom?: readonly TokenSource[];
   readonly authPlugin?: CliPlugin;
   readonly webAuth: boolean;
   /** Connect to targets with TLS (`--ssl-target`). */
@@ -191,7 +193,11 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
     listen,
     target,
     tokenPlugin,
-    hostToken: values["host-token"] ?? false,
+    tokenFrom: values["host-token"]
+      ? HOST_TOKEN
+      : values["token-from"] === undefined
+      ? undefined
+      : parseTokenFrom(values["token-from"]),
     authPlugin,
     webAuth: values["web-auth"] ?? false,
     sslTarget,

@@ -109,7 +109,16 @@ export const OPTIONS = {
     arg: "FILE",
     help: "same as --token-plugin=TokenFile --token-source=FILE (deprecated)",
   },
-  "host-token": { type: "boolean", help: "take the token from the Host header" },
+  "token-from": {
+    type: "string",
+    arg: "LIST",
+    help: "where the token is, first found wins: query (default), path, " +
+      "cookie:NAME, header:NAME, host",
+  },
+  "host-token": {
+    type: "boolean",
+    help: "take the token from the Host header (--token-from=host)",
+  },
   "auth-plugin": {
     type: "string",
     arg: "NAME",
