@@ -17,6 +17,8 @@ import { createTokenResolver, parseTokenFrom, type TokenSource } from "../lib/pl
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
+import { guardTargets, parseTargetRules, type TargetRule } from "../lib/plugins/target_rules.ts";
+import { lookupAddresses } from "./connect/resolve.ts";
 import { parseTarget } from "../lib/target.ts";
 import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
 
@@ -43,6 +45,14 @@ export interface WebsockifyOptions {
   tokenFrom?: string | readonly TokenSource[];
   /** Take the token from the Host header (`--host-token`): `tokenFrom: "host"`. */
   hostToken?: boolean;
+  /**
+   * With `tokenPlugin`: the targets it may return (`--allow-target`), as
+   * text such as `"10.0.0.0/8:5900-5999,*.vnc.example,unix:/run/vnc/"` or
+   * parsed; others get 403. A host name not allowed by a name rule is
+   * resolved, and the session connects to the first address an IP rule
+   * allows. Default: any target.
+   */
+  allowTarget?: string | readonly TargetRule[];
   /** Checks upgrades (and `web` requests with `webAuth`) before the 101. */
   authPlugin?: AuthPlugin;
   /** Resolve the listen host name to IPv6 first; `""` then means `::`. */
@@ -206,11 +216,15 @@ function targetResolver(
     const tokenFrom = typeof options.tokenFrom === "string"
       ? parseTokenFrom(options.tokenFrom)
       : options.tokenFrom;
-    return {
-      resolveTarget: createTokenResolver({ plugin: tokenPlugin, tokenFrom, hostToken, log }),
-    };
+    const resolveTarget = createTokenResolver({ plugin: tokenPlugin, tokenFrom, hostToken, log });
+    const { allowTarget } = options;
+    if (allowTarget === undefined) return { resolveTarget };
+    const rules = typeof allowTarget === "string" ? parseTargetRules(allowTarget) : allowTarget;
+    return { resolveTarget: guardTargets(resolveTarget, { rules, lookup: lookupAddresses, log }) };
   }
   if (options.target === undefined) throw new TypeError("A target or a tokenPlugin is needed");
+  // A fixed target is the operator's own choice: the rules guard token stores.
+  if (options.allowTarget !== undefined) throw new TypeError("allowTarget needs a tokenPlugin");
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
   return { resolveTarget: () => target, target };
 }

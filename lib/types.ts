@@ -21,6 +21,12 @@ export type Target =
     readonly port: number;
     /** Connect with TLS (`--ssl-target`). */
     readonly tls?: boolean;
+    /**
+     * The IP address to connect to: `hostname` resolved and checked
+     * (`--allow-target`), so that the name cannot be rebound after the
+     * check. `hostname` still names a TLS target (SNI, verification).
+     */
+    readonly address?: string;
   }
   | { readonly kind: "unix"; readonly path: string };
 

@@ -64,6 +64,7 @@ const DEFAULTS = {
   fileOnly: false,
   tokenPlugin: undefined,
   tokenFrom: undefined,
+  allowTarget: undefined,
   authPlugin: undefined,
   webAuth: false,
   sslTarget: false,

@@ -94,6 +94,7 @@ async function proxyOptions(
     idleTimeout: lifecycle.idleTimeout,
     tokenPlugin,
     tokenFrom: options.tokenFrom,
+    allowTarget: options.allowTarget,
     authPlugin,
     webAuth: options.webAuth,
     preferIpv6: options.preferIpv6,

@@ -10,6 +10,7 @@ import { UsageError } from "../errors.ts";
 import type { LogFormat } from "../log.ts";
 import { parseListen } from "../target.ts";
 import { HOST_TOKEN, parseTokenFrom, type TokenSource } from "../plugins/token.ts";
+import { parseTargetRules, type TargetRule } from "../plugins/target_rules.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
 import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";
@@ -83,6 +84,8 @@ export interface CliRun {
   readonly tokenPlugin?: CliPlugin;
   /** `--token-from` (`--host-token` is `host`); undefined: the query, as upstream. */
   readonly tokenFrom?: readonly TokenSource[];
+  /** `--allow-target`: rules for the token plugin's targets; undefined: any target. */
+  readonly allowTarget?: readonly TargetRule[];
   readonly authPlugin?: CliPlugin;
   readonly webAuth: boolean;
   /** Connect to targets with TLS (`--ssl-target`). */
@@ -198,6 +201,9 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
       : values["token-from"] === undefined
       ? undefined
       : parseTokenFrom(values["token-from"]),
+    allowTarget: values["allow-target"] === undefined
+      ? undefined
+      : parseTargetRules(values["allow-target"]),
     authPlugin,
     webAuth: values["web-auth"] ?? false,
     sslTarget,

@@ -115,6 +115,11 @@ export const OPTIONS = {
     help: "where the token is, first found wins: query (default), path, " +
       "cookie:NAME, header:NAME, host",
   },
+  "allow-target": {
+    type: "string",
+    arg: "RULES",
+    help: "token targets must match: host, *.domain, IP, CIDR (each [:PORT[-PORT]]), unix:/dir/",
+  },
   "host-token": {
     type: "boolean",
     help: "take the token from the Host header (--token-from=host)",

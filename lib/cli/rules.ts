@@ -146,7 +146,7 @@ export function pluginArgs(values: Record<string, string | boolean | undefined>)
   if (tokenName === undefined && tokenSource !== undefined) {
     throw new UsageError("You must use --token-plugin to use --token-source");
   }
-  for (const option of ["host-token", "token-from"]) {
+  for (const option of ["host-token", "token-from", "allow-target"]) {
     if (tokenName === undefined && values[option] !== undefined) {
       throw new UsageError(`You must use --token-plugin to use --${option}`);
     }
