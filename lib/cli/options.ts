@@ -112,13 +112,12 @@ export const OPTIONS = {
   "token-from": {
     type: "string",
     arg: "LIST",
-    help: "where the token is, first found wins: query (default), path, " +
-      "cookie:NAME, header:NAME, host",
+    help: "where the token is, in order: query, path, cookie:N, header:N, host",
   },
   "allow-target": {
     type: "string",
     arg: "RULES",
-    help: "token targets must match: host, *.domain, IP, CIDR (each [:PORT[-PORT]]), unix:/dir/",
+    help: "token targets allowed: [*.]NAME, IP, CIDR [:PORT[-PORT]], unix:/DIR/",
   },
   "host-token": {
     type: "boolean",
