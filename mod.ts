@@ -60,6 +60,8 @@ export {
   type TokenPluginFactory,
 } from "./lib/plugins/plugins.ts";
 export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/stores/plugins.ts";
+export type { TokenSource } from "./lib/plugins/token.ts";
+export type { PortRange, TargetRule } from "./lib/plugins/target_rules.ts";
 export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 

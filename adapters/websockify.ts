@@ -14,11 +14,13 @@ import { absolutePaths, nodeFs, resolveWebRoot } from "./server/web_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "../lib/http/app.ts";
 import { createAuthenticate } from "../lib/plugins/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "../lib/plugins/plugins.ts";
-import { createTokenResolver } from "../lib/plugins/token.ts";
+import { createTokenResolver, parseTokenFrom, type TokenSource } from "../lib/plugins/token.ts";
 import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
 import { reloadAll, type ReloadStep } from "../lib/process/reload.ts";
+import { guardTargets, parseTargetRules, type TargetRule } from "../lib/plugins/target_rules.ts";
+import { lookupAddresses } from "./connect/resolve.ts";
 import { parseTarget } from "../lib/target.ts";
 import { parseCidrList } from "../lib/net/cidr.ts";
 import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
@@ -36,10 +38,24 @@ export interface WebsockifyOptions {
   } | { fd: number };
   /** Where to forward: `"host:port"` or a {@link Target}; omit with `tokenPlugin`. */
   target?: Target | string;
-  /** Chooses the target per connection from its token (`?token=` or Host). */
+  /** Chooses the target per connection from its token (`?token=` by default). */
   tokenPlugin?: TokenPlugin;
-  /** Take the token from the Host header (`--host-token`). */
+  /**
+   * Where the token comes from, first found wins (`--token-from`): a list
+   * such as `"path,cookie:vnc"` (`query`, `path`, `cookie:NAME`,
+   * `header:NAME`, `host`) or its parsed form. Default `"query"`.
+   */
+  tokenFrom?: string | readonly TokenSource[];
+  /** Take the token from the Host header (`--host-token`): `tokenFrom: "host"`. */
   hostToken?: boolean;
+  /**
+   * With `tokenPlugin`: the targets it may return (`--allow-target`), as
+   * text such as `"10.0.0.0/8:5900-5999,*.vnc.example,unix:/run/vnc/"` or
+   * parsed; others get 403. A host name not allowed by a name rule is
+   * resolved, and the session connects to the first address an IP rule
+   * allows. Default: any target.
+   */
+  allowTarget?: string | readonly TargetRule[];
   /**
    * Peers (`"10.0.0.0/8,::1"` or a list of IP addresses and CIDR blocks)
    * whose `Forwarded` or `X-Forwarded-For` header names the client
@@ -258,9 +274,21 @@ function targetResolver(
   const { tokenPlugin, hostToken } = options;
   if (tokenPlugin) {
     if (options.target !== undefined) throw new TypeError("Give either target or tokenPlugin");
-    return { resolveTarget: createTokenResolver({ plugin: tokenPlugin, hostToken, log }) };
+    if (hostToken && options.tokenFrom !== undefined) {
+      throw new TypeError("Give either tokenFrom or hostToken");
+    }
+    const tokenFrom = typeof options.tokenFrom === "string"
+      ? parseTokenFrom(options.tokenFrom)
+      : options.tokenFrom;
+    const resolveTarget = createTokenResolver({ plugin: tokenPlugin, tokenFrom, hostToken, log });
+    const { allowTarget } = options;
+    if (allowTarget === undefined) return { resolveTarget };
+    const rules = typeof allowTarget === "string" ? parseTargetRules(allowTarget) : allowTarget;
+    return { resolveTarget: guardTargets(resolveTarget, { rules, lookup: lookupAddresses, log }) };
   }
   if (options.target === undefined) throw new TypeError("A target or a tokenPlugin is needed");
+  // A fixed target is the operator's own choice: the rules guard token stores.
+  if (options.allowTarget !== undefined) throw new TypeError("allowTarget needs a tokenPlugin");
   const target = typeof options.target === "string" ? parseTarget(options.target) : options.target;
   return { resolveTarget: () => target, target };
 }

@@ -21,6 +21,12 @@ export type Target =
     readonly port: number;
     /** Connect with TLS (`--ssl-target`). */
     readonly tls?: boolean;
+    /**
+     * The IP address to connect to: `hostname` resolved and checked
+     * (`--allow-target`), so that the name cannot be rebound after the
+     * check. `hostname` still names a TLS target (SNI, verification).
+     */
+    readonly address?: string;
   }
   | { readonly kind: "unix"; readonly path: string };
 
@@ -149,6 +155,8 @@ export type UpgradeDecision =
      * for the session; the server's own when absent.
      */
     readonly info?: ConnInfo;
+    /** The raw token the token resolver used, if any; log it by `tokenLabel()` only. */
+    readonly token?: string;
   };
 
 /** What the server adapter passes to the HTTP app with each plain request. */
@@ -162,8 +170,8 @@ export interface ServerHandlers {
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
   /** Decides a WebSocket upgrade request. */
   upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
-  /** Takes over a WebSocket the app accepted. */
-  open(ws: WsConn, target: Target, info: ConnInfo): void;
+  /** Takes over a WebSocket the app accepted; `token` as in {@link UpgradeDecision}. */
+  open(ws: WsConn, target: Target, info: ConnInfo, token?: string): void;
 }
 
 /** A listening server. */

@@ -170,6 +170,17 @@ function parseFrame(buf: Uint8Array): { frame: Frame; size: number } | undefined
   return { frame, size: offset + len };
 }
 
+/** The status of a handshake to `path` with `headers`; the connection is then dropped. */
+export async function upgradeStatus(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  const client = await rawConnect(port, headers, { path });
+  client.sock.destroy();
+  return client.status;
+}
+
 /** Reads a close frame's code and reason. */
 export function parseClose(frame: Frame): { code: number; reason: string } {
   const view = new DataView(frame.payload.buffer, frame.payload.byteOffset);

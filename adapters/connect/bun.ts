@@ -115,7 +115,7 @@ export async function connectBun(target: Target, options: ConnectOptions = {}): 
     socket: handlers,
     ...(target.kind === "unix"
       ? { unix: target.path }
-      : { hostname: target.hostname, port: target.port, tls: target.tls }),
+      : { hostname: target.address ?? target.hostname, port: target.port, tls: target.tls }),
   });
   const s = await withTimeout(connecting, options.timeoutMs ?? CONNECT_TIMEOUT_MS);
   s.setNoDelay?.(true);

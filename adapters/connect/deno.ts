@@ -201,7 +201,10 @@ export async function connectDeno(target: Target, options: ConnectOptions = {}):
     if (target.kind === "unix") {
       return denoConn(await deno.connect({ path: target.path, transport: "unix" }));
     }
-    const { hostname, port } = target;
+    // defaultConnect sends TLS targets to connectNode, which keeps the name
+    // for SNI; here a checked address would fail verification (closed, safe).
+    const { port } = target;
+    const hostname = target.address ?? target.hostname;
     const conn = target.tls
       ? await deno.connectTls({ hostname, port })
       : await connectWithin(deno, hostname, port, options.timeoutMs ?? CONNECT_TIMEOUT_MS);

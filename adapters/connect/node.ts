@@ -164,11 +164,13 @@ export interface ConnectOptions {
 
 function openSocket(target: Target, options: ConnectOptions): net.Socket {
   if (target.kind === "unix") return net.connect({ path: target.path, allowHalfOpen: true });
-  const { hostname: host, port } = target;
+  // A checked address (`--allow-target`) is used as is; the name stays for TLS.
+  const { hostname, port } = target;
+  const host = target.address ?? hostname;
   if (!target.tls) return net.connect({ host, port, allowHalfOpen: true, noDelay: true });
   // Verified like a browser would: the chain (system CAs plus `ca`) and the name.
   const ca = options.ca ? [...tls.rootCertificates, String(options.ca)] : undefined;
-  const servername = net.isIP(host) ? undefined : host;
+  const servername = net.isIP(hostname) ? undefined : hostname;
   return tls.connect({ host, port, servername, ca }).setNoDelay(true);
 }
 

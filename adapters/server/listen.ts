@@ -133,7 +133,7 @@ export async function listenNode(
         pending.delete(raw);
         const key = req.headers.get("sec-websocket-key")!;
         const ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
-        handlers.open(ws, decision.target, decision.info ?? info);
+        handlers.open(ws, decision.target, decision.info ?? info, decision.token);
         release?.();
         socket.resume();
       })

@@ -7,7 +7,7 @@
 import { bridge, type BridgeStats } from "./bridge.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
-import { logEvent, type Logger } from "../log.ts";
+import { logEvent, type Logger, tokenLabel } from "../log.ts";
 import { clientFields } from "../http/refuse.ts";
 import { clientLabel, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
@@ -36,8 +36,8 @@ export interface SessionOptions {
 
 /** The live sessions of one server. */
 export interface Sessions {
-  /** Starts a session for an accepted WebSocket. */
-  open(ws: WsConn, target: Target, info: ConnInfo): void;
+  /** Starts a session for an accepted WebSocket; `token` is the raw token that chose `target`. */
+  open(ws: WsConn, target: Target, info: ConnInfo, token?: string): void;
   /** The number of sessions still running. */
   readonly size: number;
   /** Closes every session with 1001 and waits for them to end. */
@@ -66,13 +66,15 @@ export function createSessions(options: SessionOptions): Sessions {
   // suspended async function, no .catch/.finally chain and no log strings.
   // Each of those stays in memory for the session's whole life, and a proxy
   // may hold 10,000 sessions.
-  const run = (ws: WsConn, target: Target, info: ConnInfo): Promise<void> => {
+  const run = (ws: WsConn, target: Target, info: ConnInfo, token?: string): Promise<void> => {
     const started = performance.now();
+    // The label only: the session keeps no whole token.
+    const label = token === undefined ? undefined : tokenLabel(token);
     let recorder: Recorder | undefined;
     const end = async (stats?: BridgeStats, error?: unknown) => {
       try {
         await recorder?.close();
-        if (stats) logClose(info, target, stats, started);
+        if (stats) logClose(info, target, label, stats, started);
         else log.error(`#${info.id}: ${errorText(error)}`);
       } catch (error) {
         log.error(`#${info.id}: ${errorText(error)}`);
@@ -89,7 +91,12 @@ export function createSessions(options: SessionOptions): Sessions {
         log,
         "info",
         `${clientLabel(info, target)}: open (${scheme}, protocol ${protocol}${cn})`,
-        { ...sessionFields("open", info, target), tls: info.tls, protocol, client_cn: info.peerCn },
+        {
+          ...sessionFields("open", info, target, label),
+          tls: info.tls,
+          protocol,
+          client_cn: info.peerCn,
+        },
       );
       recorder = options.record?.(info.id);
       if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
@@ -104,7 +111,13 @@ export function createSessions(options: SessionOptions): Sessions {
   };
 
   /** The close line, and the failure that ended the session, if any. */
-  const logClose = (info: ConnInfo, target: Target, stats: BridgeStats, started: number) => {
+  const logClose = (
+    info: ConnInfo,
+    target: Target,
+    label: string | undefined,
+    stats: BridgeStats,
+    started: number,
+  ) => {
     const name = clientLabel(info, target);
     if (!stats.connected) {
       log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
@@ -117,7 +130,7 @@ export function createSessions(options: SessionOptions): Sessions {
       `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${(ms / 1000).toFixed(3)} s,` +
         ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
       {
-        ...sessionFields("close", info, target),
+        ...sessionFields("close", info, target, label),
         bytes_to_target: stats.clientBytes,
         bytes_to_client: stats.targetBytes,
         duration_ms: Math.round(ms),
@@ -129,9 +142,9 @@ export function createSessions(options: SessionOptions): Sessions {
   };
 
   return {
-    open(ws, target, info) {
+    open(ws, target, info, token) {
       // `end` removes the session after its first await, so never before this.
-      running.set(ws, run(ws, target, info));
+      running.set(ws, run(ws, target, info, token));
     },
     get size() {
       return running.size;
@@ -143,9 +156,9 @@ export function createSessions(options: SessionOptions): Sessions {
   };
 }
 
-/** The fields every session line carries in JSON logs. */
-function sessionFields(event: string, info: ConnInfo, target: Target) {
-  return { event, ...clientFields(info), target: formatTarget(target) };
+/** The fields every session line carries in JSON logs; `token` is a `tokenLabel()`. */
+function sessionFields(event: string, info: ConnInfo, target: Target, token?: string) {
+  return { event, ...clientFields(info), target: formatTarget(target), token };
 }
 
 /** A connect function for one target, made outside `run` so it keeps only these three. */

@@ -10,6 +10,8 @@ import { UsageError } from "../errors.ts";
 import type { LogFormat } from "../log.ts";
 import { parseListen } from "../target.ts";
 import { parseCidrList } from "../net/cidr.ts";
+import { HOST_TOKEN, parseTokenFrom, type TokenSource } from "../plugins/token.ts";
+import { parseTargetRules, type TargetRule } from "../plugins/target_rules.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
 import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";
@@ -81,7 +83,10 @@ export interface CliRun {
   /** Undefined when a token plugin or a wrapped program chooses targets. */
   readonly target?: Target;
   readonly tokenPlugin?: CliPlugin;
-  readonly hostToken: boolean;
+  /** `--token-from` (`--host-token` is `host`); undefined: the query, as upstream. */
+  readonly tokenFrom?: readonly TokenSource[];
+  /** `--allow-target`: rules for the token plugin's targets; undefined: any target. */
+  readonly allowTarget?: readonly TargetRule[];
   /** `--trusted-proxy`, checked; as given. */
   readonly trustedProxy?: string;
   readonly proxyProtocol: boolean;
@@ -204,7 +209,14 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
     listen,
     target,
     tokenPlugin,
-    hostToken: values["host-token"] ?? false,
+    tokenFrom: values["host-token"]
+      ? HOST_TOKEN
+      : values["token-from"] === undefined
+      ? undefined
+      : parseTokenFrom(values["token-from"]),
+    allowTarget: values["allow-target"] === undefined
+      ? undefined
+      : parseTargetRules(values["allow-target"]),
     trustedProxy,
     proxyProtocol: values["proxy-protocol"] ?? false,
     targetProxyProtocol: values["target-proxy-protocol"] ?? false,

@@ -117,7 +117,20 @@ export const OPTIONS = {
     arg: "FILE",
     help: "same as --token-plugin=TokenFile --token-source=FILE (deprecated)",
   },
-  "host-token": { type: "boolean", help: "take the token from the Host header" },
+  "token-from": {
+    type: "string",
+    arg: "LIST",
+    help: "where the token is, in order: query, path, cookie:N, header:N, host",
+  },
+  "allow-target": {
+    type: "string",
+    arg: "RULES",
+    help: "token targets allowed: [*.]NAME, IP, CIDR [:PORT[-PORT]], unix:/DIR/",
+  },
+  "host-token": {
+    type: "boolean",
+    help: "take the token from the Host header (--token-from=host)",
+  },
   "trusted-proxy": {
     type: "string",
     arg: "CIDRS",

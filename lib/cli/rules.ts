@@ -146,8 +146,13 @@ export function pluginArgs(values: Record<string, string | boolean | undefined>)
   if (tokenName === undefined && tokenSource !== undefined) {
     throw new UsageError("You must use --token-plugin to use --token-source");
   }
-  if (tokenName === undefined && values["host-token"]) {
-    throw new UsageError("You must use --token-plugin to use --host-token");
+  for (const option of ["host-token", "token-from", "allow-target"]) {
+    if (tokenName === undefined && values[option] !== undefined) {
+      throw new UsageError(`You must use --token-plugin to use --${option}`);
+    }
+  }
+  if (values["host-token"] && values["token-from"] !== undefined) {
+    throw new UsageError("Use --token-from or --host-token (--token-from=host)");
   }
   const authName = text("auth-plugin");
   const authSource = text("auth-source");

@@ -15,11 +15,22 @@ import { clientThroughProxies } from "../net/forwarded.ts";
 import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
+/** A target with the token that chose it (with a token plugin). */
+export interface ResolvedTarget {
+  readonly target: Target;
+  /** The raw token; logs name it by `tokenLabel()` only. */
+  readonly token?: string;
+}
+
 /** Picks the target for an upgrade, or refuses it with a response. */
 export type ResolveTarget = (
   req: Request,
   info: ConnInfo,
-) => Target | Response | Promise<Target | Response>;
+) =>
+  | Target
+  | ResolvedTarget
+  | Response
+  | Promise<Target | ResolvedTarget | Response>;
 
 /**
  * Checks a request before it is served; a response refuses it. Upgrades are
@@ -141,9 +152,12 @@ export function createApp(options: AppOptions): App {
     try {
       const denied = await options.authenticate?.(req, info, options.target);
       if (denied) return refusal(denied);
-      const target = await resolveTarget(req, info);
-      if (target instanceof Response) return refusal(target);
-      const accept = { kind: "accept", protocol: handshake.protocol, target } as const;
+      const resolved = await resolveTarget(req, info);
+      if (resolved instanceof Response) return refusal(resolved);
+      const protocol = handshake.protocol;
+      const accept = "target" in resolved
+        ? { kind: "accept", protocol, target: resolved.target, token: resolved.token } as const
+        : { kind: "accept", protocol, target: resolved } as const;
       return info === conn ? accept : { ...accept, info };
     } catch (error) {
       // A hook that throws gets what Hono answers for a throwing handler.
