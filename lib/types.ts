@@ -127,7 +127,18 @@ export interface ConnInfo {
  */
 export type UpgradeDecision =
   | { readonly kind: "refuse"; readonly response: Response }
-  | { readonly kind: "accept"; readonly protocol: string; readonly target: Target };
+  | {
+    readonly kind: "accept";
+    readonly protocol: string;
+    readonly target: Target;
+    /** The raw token the token resolver used, if any. */
+    readonly token?: string;
+    /**
+     * Frees the session's admission slot: the session calls it when it
+     * ends, the server when the connection goes before the session opens.
+     */
+    readonly release?: () => void;
+  };
 
 /** What the server adapter passes to the HTTP app with each plain request. */
 export interface RequestEnv {
@@ -140,8 +151,11 @@ export interface ServerHandlers {
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
   /** Decides a WebSocket upgrade request. */
   upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
-  /** Takes over a WebSocket the app accepted. */
-  open(ws: WsConn, target: Target, info: ConnInfo): void;
+  /**
+   * Takes over a WebSocket the app accepted; `release` is the decision's,
+   * to call once the session has ended.
+   */
+  open(ws: WsConn, target: Target, info: ConnInfo, release?: () => void): void;
 }
 
 /** A listening server. */

@@ -114,7 +114,7 @@ describe("the app decides upgrades", () => {
     const { app } = makeApp({ resolveTarget, target: undefined });
     const url = "http://proxy.example/websockify";
     const known = await app.upgrade(upgradeRequest({}, `${url}?token=vm1`), INFO);
-    assert.deepEqual(known, { kind: "accept", protocol: "binary", target: other });
+    assert.deepEqual(known, { kind: "accept", protocol: "binary", target: other, token: "vm1" });
     await assertRefusal(await app.upgrade(upgradeRequest({}, url), INFO), 403, "Token not present");
     const unknown = await app.upgrade(upgradeRequest({}, `${url}?token=vm2`), INFO);
     await assertRefusal(unknown, 404, "Token not found");
@@ -138,7 +138,12 @@ describe("the app decides upgrades", () => {
     assert.equal(lookups, 0);
     const right = { authorization: `Basic ${btoa("alice:secret")}` };
     const accepted = await app.upgrade(upgradeRequest(right, url), INFO);
-    assert.deepEqual(accepted, { kind: "accept", protocol: "binary", target: TARGET });
+    assert.deepEqual(accepted, {
+      kind: "accept",
+      protocol: "binary",
+      target: TARGET,
+      token: "vm1",
+    });
     assert.equal(lookups, 1);
   });
 

@@ -8,16 +8,27 @@ import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
+import { type Admission, CLIENT_NOT_ALLOWED, type Refusal } from "./admission.ts";
 import { refuse, refuseFields } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
 import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
+/** A target with the token that chose it, for `--max-connections-per-token`. */
+export interface ResolvedTarget {
+  readonly target: Target;
+  readonly token?: string;
+}
+
 /** Picks the target for an upgrade, or refuses it with a response. */
 export type ResolveTarget = (
   req: Request,
   info: ConnInfo,
-) => Target | Response | Promise<Target | Response>;
+) =>
+  | Target
+  | ResolvedTarget
+  | Response
+  | Promise<Target | ResolvedTarget | Response>;
 
 /**
  * Checks a request before it is served; a response refuses it. Upgrades are
@@ -43,6 +54,8 @@ export interface AppOptions {
   authenticate?: Authenticate;
   /** Apply `authenticate` to `--web` requests too (`--web-auth`). */
   webAuth?: boolean;
+  /** Client addresses, connection caps and rate limit (`lib/http/admission.ts`). */
+  admission?: Admission;
 }
 
 /** Methods upstream answers with 405 rather than 501. */
@@ -83,18 +96,26 @@ export type App = Hono<{ Bindings: RequestEnv }> & {
  * ```
  */
 export function createApp(options: AppOptions): App {
-  const { log, resolveTarget } = options;
-  const refused = (info: ConnInfo, status: number, reason: string): Response => {
+  const { log, resolveTarget, admission } = options;
+  const refused = (
+    info: ConnInfo,
+    status: number,
+    reason: string,
+    headers?: Record<string, string>,
+  ): Response => {
     logEvent(log, "info", `${clientLabel(info)}: code ${status}, message ${reason}`, {
       ...refuseFields(info, status),
       reason,
     });
-    return refuse(status, reason);
+    return refuse(status, reason, headers);
   };
+  const refusedBy = (info: ConnInfo, { status, reason, headers }: Refusal) =>
+    refused(info, status, reason, headers);
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
     const { info } = c.env;
     const method = c.req.method;
+    if (admission && !admission.allowed(info)) return refusedBy(info, CLIENT_NOT_ALLOWED);
     if (!KNOWN_METHODS.includes(method)) {
       return refused(info, 501, `Unsupported method ('${method}')`);
     }
@@ -109,6 +130,10 @@ export function createApp(options: AppOptions): App {
   });
 
   const upgrade = async (req: Request, info: ConnInfo): Promise<UpgradeDecision> => {
+    // First: a client that may not come in learns nothing else.
+    if (admission && !admission.allowed(info)) {
+      return refusal(refusedBy(info, CLIENT_NOT_ALLOWED));
+    }
     const method = req.method;
     if (!KNOWN_METHODS.includes(method)) {
       return refusal(refused(info, 501, `Unsupported method ('${method}')`));
@@ -126,13 +151,31 @@ export function createApp(options: AppOptions): App {
     );
     const handshake = checkHandshake(headers);
     if (!handshake.ok) return refusal(refused(info, handshake.status, handshake.reason));
+    // The caps before auth and the token lookup, which a full server spares.
+    const ticket = admission?.enter(info);
+    if (ticket && !("release" in ticket)) return refusal(refusedBy(info, ticket));
     try {
       const denied = await options.authenticate?.(req, info, options.target);
-      if (denied) return refusal(denied);
-      const target = await resolveTarget(req, info);
-      if (target instanceof Response) return refusal(target);
-      return { kind: "accept", protocol: handshake.protocol, target };
+      if (denied) {
+        ticket?.cancel();
+        return refusal(denied);
+      }
+      const resolved = await resolveTarget(req, info);
+      if (resolved instanceof Response) {
+        ticket?.cancel();
+        return refusal(resolved);
+      }
+      const accepted = "kind" in resolved ? { target: resolved } : resolved;
+      const full = ticket?.token(accepted.token);
+      if (full) return refusal(refusedBy(info, full));
+      return {
+        kind: "accept",
+        protocol: handshake.protocol,
+        ...accepted,
+        ...ticket && { release: () => ticket.release() },
+      };
     } catch (error) {
+      ticket?.cancel();
       // A hook that throws gets what Hono answers for a throwing handler.
       log.error(`${clientLabel(info)}: ${errorText(error)}`);
       return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));

@@ -99,6 +99,6 @@ export function createTokenResolver(options: TokenResolverOptions): ResolveTarge
       });
       return refuse(404, "Token not found");
     }
-    return target;
+    return { target, token };
   };
 }
