@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -23,6 +24,7 @@ import {
   receive,
   runCli,
   sleep,
+  spawnCli,
   startEchoServer,
   startProxy,
   type TcpServer,
@@ -212,6 +214,31 @@ describe("connection caps", () => {
     });
   });
 
+  test("a connection that goes before its 101 frees its slot", async () => {
+    let entered!: () => void;
+    const waiting = new Promise<void>((resolve) => (entered = resolve));
+    // Auth holds the accepted upgrade until the client has gone.
+    const authenticate = async () => {
+      entered();
+      await sleep(300);
+      return undefined;
+    };
+    await withProxy({ maxConnections: 1, authenticate }, async (proxy) => {
+      const sock = net.connect({ host: "127.0.0.1", port: proxy.addr.port });
+      sock.on("error", () => {});
+      sock.write(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      );
+      await within(5000, waiting, "auth reached");
+      sock.destroy();
+      await sleep(500);
+      assert.equal(proxy.sessions, 0);
+      const ws = await open(proxy.addr.port);
+      await closeAll(proxy, [ws]);
+    });
+  });
+
   test("a session whose target cannot be reached frees its slots", async () => {
     const dead = await freePort();
     const file = path.join(tmp, "dead.cfg");
@@ -349,6 +376,30 @@ describe("CLI", () => {
       const errors = stderr.split("\n").filter((l) => l.includes("error"));
       assert.equal(errors.length, 1, stderr);
       assert.match(errors[0]!, message);
+    }
+  });
+
+  test("the command applies the limits: per-token cap with a token file, idle close", async () => {
+    const file = tokenFile("vm1");
+    const proc = spawnCli([
+      "--token-plugin=TokenFile",
+      `--token-source=${file}`,
+      "--max-connections-per-token=1",
+      "--session-idle-timeout=1",
+      "127.0.0.1:0",
+    ]);
+    try {
+      const port = await proc.port();
+      const ws = await open(port, "/?token=vm1");
+      const done = closed(ws);
+      assert.equal((await refusal(port, "/?token=vm1")).status, 429);
+      const close = await within(8000, done, "idle close");
+      assert.deepEqual(close, { code: 1000, reason: "Session idle timeout" });
+      await waitFor(() =>
+        /code 429, message Too many connections for this token/.test(proc.stderr)
+      );
+    } finally {
+      await proc.kill();
     }
   });
 
