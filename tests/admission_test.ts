@@ -216,24 +216,33 @@ describe("connection caps", () => {
 
   test("a connection that goes before its 101 frees its slot", async () => {
     let entered!: () => void;
-    const waiting = new Promise<void>((resolve) => (entered = resolve));
-    // Auth holds the accepted upgrade until the client has gone.
+    const inAuth = new Promise<void>((resolve) => (entered = resolve));
+    let open101!: () => void;
+    const gate = new Promise<void>((resolve) => (open101 = resolve));
+    let authDone = false;
+    // Auth holds the upgrade (its slot already taken) until the client has gone.
     const authenticate = async () => {
       entered();
-      await sleep(300);
+      await gate;
+      authDone = true;
       return undefined;
     };
     await withProxy({ maxConnections: 1, authenticate }, async (proxy) => {
       const sock = net.connect({ host: "127.0.0.1", port: proxy.addr.port });
       sock.on("error", () => {});
+      const gone = new Promise((resolve) => sock.once("close", resolve));
       sock.write(
         "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
       );
-      await within(5000, waiting, "auth reached");
+      await within(5000, inAuth, "auth reached");
       sock.destroy();
-      await sleep(500);
-      assert.equal(proxy.sessions, 0);
+      await within(5000, gone, "client closed");
+      await sleep(200); // for the server to see it
+      open101();
+      await waitFor(() => authDone, 5000, "auth done");
+      await sleep(100);
+      await waitFor(() => proxy.sessions === 0, 5000, "no session");
       const ws = await open(proxy.addr.port);
       await closeAll(proxy, [ws]);
     });
