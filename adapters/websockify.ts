@@ -12,6 +12,8 @@ import { fileRecorder } from "./output/record_file.ts";
 import type { TlsOptions } from "./server/tls.ts";
 import { absolutePaths, nodeFs, resolveWebRoot } from "./server/web_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "../lib/http/app.ts";
+import { createAdmission } from "../lib/http/admission.ts";
+import { parseCidr } from "../lib/cidr.ts";
 import { createAuthenticate } from "../lib/plugins/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "../lib/plugins/plugins.ts";
 import { createTokenResolver, parseTokenFrom, type TokenSource } from "../lib/plugins/token.ts";
@@ -118,6 +120,29 @@ export interface WebsockifyOptions {
   timeout?: number;
   /** Stop after this many seconds without any connection. */
   idleTimeout?: number;
+  /**
+   * At most this many live sessions; more upgrades get 503 with
+   * `Retry-After` (`--max-connections`). Limits are per process.
+   */
+  maxConnections?: number;
+  /** At most this many live sessions per client address (IPv6: per /64); more get 429. */
+  maxConnectionsPerIp?: number;
+  /** At most this many live sessions per token; more get 429. */
+  maxConnectionsPerToken?: number;
+  /**
+   * At most this many new sessions per client address (IPv6: per /64) in any
+   * minute; more get 429 with `Retry-After`, the seconds until one frees.
+   */
+  rateLimit?: number;
+  /** Close sessions this many seconds old with 1008. */
+  maxSessionDuration?: number;
+  /** Close sessions with no payload either way for this many seconds with 1000. */
+  sessionIdleTimeout?: number;
+  /**
+   * Only clients in these CIDR blocks (`"10.0.0.0/8"`, `"::1"`) may connect;
+   * others get 403. A bad block throws a `TypeError`.
+   */
+  allowClient?: readonly string[];
 }
 
 /** What {@link Websockify.reload} reads again. */
@@ -175,6 +200,15 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
     // Sessions run once the server listens, and `lifecycle` is set by then.
     onSessionEnd: () => lifecycle.sessionEnded(),
+    maxDurationMs: (options.maxSessionDuration ?? 0) * 1000,
+    idleTimeoutMs: (options.sessionIdleTimeout ?? 0) * 1000,
+  });
+  const admission = createAdmission({
+    maxConnections: options.maxConnections,
+    maxPerIp: options.maxConnectionsPerIp,
+    maxPerToken: options.maxConnectionsPerToken,
+    rateLimit: options.rateLimit,
+    allowClient: options.allowClient?.map(parseCidr),
   });
   const web = options.web === undefined ? undefined : {
     root: await resolveWebRoot(options.web),
@@ -197,6 +231,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
       : options.authenticate,
     webAuth: options.webAuth,
     trustedProxies,
+    admission,
   });
   const listener = await listenNode({
     at: listenAt(options),

@@ -144,3 +144,18 @@ export const RESPAWN_HISTORY = 3;
 
 /** ...and a restart waits until their mean is this long ago. */
 export const RESPAWN_WINDOW_MS = 10_000;
+
+/** `--rate-limit` counts new sessions per client address over this window. */
+export const RATE_LIMIT_WINDOW_MS = 60_000;
+
+/**
+ * `--rate-limit` remembers at most this many client addresses (IPv6 by /64);
+ * past it, the least recently seen are forgotten.
+ */
+export const RATE_LIMIT_MAX_ADDRESSES = 10_000;
+
+/** `Retry-After` seconds on a 503 for `--max-connections`. */
+export const BUSY_RETRY_AFTER_S = 10;
+
+/** `--max-session-duration` and `--session-idle-timeout` are checked this often. */
+export const SESSION_SWEEP_MS = 1000;

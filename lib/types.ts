@@ -157,6 +157,11 @@ export type UpgradeDecision =
     readonly info?: ConnInfo;
     /** The raw token the token resolver used, if any; log it by `tokenLabel()` only. */
     readonly token?: string;
+    /**
+     * Frees the session's admission slot: the session calls it when it
+     * ends, the server when the connection goes before the session opens.
+     */
+    readonly release?: () => void;
   };
 
 /** What the server adapter passes to the HTTP app with each plain request. */
@@ -170,8 +175,12 @@ export interface ServerHandlers {
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
   /** Decides a WebSocket upgrade request. */
   upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
-  /** Takes over a WebSocket the app accepted; `token` as in {@link UpgradeDecision}. */
-  open(ws: WsConn, target: Target, info: ConnInfo, token?: string): void;
+  /**
+   * Takes over a WebSocket the app accepted; `token` and `release` are the
+   * decision's (see {@link UpgradeDecision}), `release` to call once the
+   * session has ended.
+   */
+  open(ws: WsConn, target: Target, info: ConnInfo, token?: string, release?: () => void): void;
 }
 
 /** A listening server. */

@@ -51,6 +51,16 @@ const LIFECYCLE = {
   workers: 1,
   unixListen: undefined,
 };
+const NO_LIMITS = {
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  maxConnectionsPerToken: 0,
+  rateLimit: 0,
+  maxSessionDuration: 0,
+  sessionIdleTimeout: 0,
+  allowClient: undefined,
+} as const;
+
 const DEFAULTS = {
   help: false,
   verbose: false,
@@ -72,6 +82,7 @@ const DEFAULTS = {
   webAuth: false,
   sslTarget: false,
   lifecycle: LIFECYCLE,
+  admission: NO_LIMITS,
 } as const;
 
 const PARSES: [string[], CliOptions][] = [
@@ -108,6 +119,30 @@ const PARSES: [string[], CliOptions][] = [
     heartbeat: 5,
     listen: { hostname: "", port: 6080 },
     target: { kind: "tcp", hostname: "h", port: 5900 },
+  }],
+  [[
+    "--max-connections=100",
+    "--max-connections-per-ip=4",
+    "--max-connections-per-token=1",
+    "--rate-limit=30",
+    "--max-session-duration=28800",
+    "--session-idle-timeout=900",
+    "--allow-client=10.0.0.0/8, fd00::/8",
+    "6080",
+    "h:5900",
+  ], {
+    ...DEFAULTS,
+    listen: { hostname: "", port: 6080 },
+    target: { kind: "tcp", hostname: "h", port: 5900 },
+    admission: {
+      maxConnections: 100,
+      maxConnectionsPerIp: 4,
+      maxConnectionsPerToken: 1,
+      rateLimit: 30,
+      maxSessionDuration: 28800,
+      sessionIdleTimeout: 900,
+      allowClient: ["10.0.0.0/8", "fd00::/8"],
+    },
   }],
   [["--handshake-timeout=0", "6080", "h:5900"], {
     ...DEFAULTS,

@@ -103,6 +103,7 @@ async function proxyOptions(
     preferIpv6: options.preferIpv6,
     heartbeat: options.heartbeat,
     handshakeTimeout: options.handshakeTimeout,
+    ...options.admission,
     logger: log,
     tls: serverTls(cli, host),
     sslOnly: cli.sslOnly,

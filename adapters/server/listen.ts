@@ -125,15 +125,25 @@ export async function listenNode(
       })
       .then((decision) => {
         if (decision.kind === "refuse") return answer(socket, decision.response, deadline);
-        if (!socket.readable || !socket.writable) return void socket.destroy();
+        if (!socket.readable || !socket.writable) {
+          decision.release?.();
+          return void socket.destroy();
+        }
         // The session owns the socket now, and a TLS one the raw socket under
         // it: no deadline, and closing the listener (--timeout, shutdown) must
         // not cut either.
         deadline?.stop();
         pending.delete(raw);
         const key = req.headers.get("sec-websocket-key")!;
-        const ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
-        handlers.open(ws, decision.target, decision.info ?? info, decision.token);
+        let ws;
+        try {
+          ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
+        } catch (error) {
+          decision.release?.();
+          throw error;
+        }
+        const client = decision.info ?? info;
+        handlers.open(ws, decision.target, client, decision.token, decision.release);
         release?.();
         socket.resume();
       })

@@ -37,6 +37,11 @@ export interface BridgeOptions {
   lingerMs?: number;
   /** Sees every chunk as it passes (`--record`, `--traffic`). */
   tap?: (from: "client" | "target", chunk: Uint8Array) => void;
+  /**
+   * Counts into this object, so that the caller can watch the bytes while
+   * the session runs (the session limits); a new one by default.
+   */
+  stats?: Omit<BridgeStats, "close">;
 }
 
 /** What happened in one session. */
@@ -76,7 +81,7 @@ export async function bridge(
   connect: () => Promise<Conn>,
   options: BridgeOptions = {},
 ): Promise<BridgeStats> {
-  const stats: Omit<BridgeStats, "close"> = {
+  const stats: Omit<BridgeStats, "close"> = options.stats ?? {
     clientBytes: 0,
     targetBytes: 0,
     connected: false,

@@ -5,6 +5,7 @@
  * @module
  */
 import { bridge, type BridgeStats } from "./bridge.ts";
+import { createSessionLimits, type LiveStats } from "./session_limits.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger, tokenLabel } from "../log.ts";
@@ -32,12 +33,19 @@ export interface SessionOptions {
   onSessionEnd?: () => void;
   /** Starts a recording for the connection with this id. */
   record?: (id: number) => Recorder;
+  /** Close a session this old with 1008 (`--max-session-duration`); 0 is off. */
+  maxDurationMs?: number;
+  /** Close a session with no payload for this long with 1000 (`--session-idle-timeout`). */
+  idleTimeoutMs?: number;
 }
 
 /** The live sessions of one server. */
 export interface Sessions {
-  /** Starts a session for an accepted WebSocket; `token` is the raw token that chose `target`. */
-  open(ws: WsConn, target: Target, info: ConnInfo, token?: string): void;
+  /**
+   * Starts a session for an accepted WebSocket; `token` is the raw token that
+   * chose `target`, `release` is called once the session has ended.
+   */
+  open(ws: WsConn, target: Target, info: ConnInfo, token?: string, release?: () => void): void;
   /** The number of sessions still running. */
   readonly size: number;
   /** Closes every session with 1001 and waits for them to end. */
@@ -61,17 +69,32 @@ export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
   const running = new Map<WsConn, Promise<void>>();
   const stop = new StopSignal();
+  const limits = createSessionLimits({
+    maxDurationMs: options.maxDurationMs,
+    idleMs: options.idleTimeoutMs,
+  });
 
   // While a session runs, it keeps one pending `.then` on its bridge: no
   // suspended async function, no .catch/.finally chain and no log strings.
   // Each of those stays in memory for the session's whole life, and a proxy
   // may hold 10,000 sessions.
-  const run = (ws: WsConn, target: Target, info: ConnInfo, token?: string): Promise<void> => {
+  const run = (
+    ws: WsConn,
+    target: Target,
+    info: ConnInfo,
+    token: string | undefined,
+    release: (() => void) | undefined,
+  ): Promise<void> => {
     const started = performance.now();
     // The label only: the session keeps no whole token.
     const label = token === undefined ? undefined : tokenLabel(token);
     let recorder: Recorder | undefined;
+    const live: LiveStats | undefined = limits &&
+      { clientBytes: 0, targetBytes: 0, connected: false };
+    const watched = live && limits?.watch(ws, live);
     const end = async (stats?: BridgeStats, error?: unknown) => {
+      if (watched) limits?.unwatch(watched);
+      release?.();
       try {
         await recorder?.close();
         if (stats) logClose(info, target, label, stats, started);
@@ -104,6 +127,7 @@ export function createSessions(options: SessionOptions): Sessions {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
         tap: tapFor(log.traffic, recorder),
+        stats: live,
       }).then((stats) => end(stats), (error) => end(undefined, error));
     } catch (error) {
       return end(undefined, error);
@@ -142,9 +166,9 @@ export function createSessions(options: SessionOptions): Sessions {
   };
 
   return {
-    open(ws, target, info, token) {
+    open(ws, target, info, token, release) {
       // `end` removes the session after its first await, so never before this.
-      running.set(ws, run(ws, target, info, token));
+      running.set(ws, run(ws, target, info, token, release));
     },
     get size() {
       return running.size;

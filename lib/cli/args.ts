@@ -14,7 +14,14 @@ import { HOST_TOKEN, parseTokenFrom, type TokenSource } from "../plugins/token.t
 import { parseTargetRules, type TargetRule } from "../plugins/target_rules.ts";
 import type { NetAddr, Target } from "../types.ts";
 import { OPTIONS, SSL_VERSIONS } from "./options.ts";
-import { countBefore, integer, lifecycleArgs, pluginArgs, targetArg } from "./rules.ts";
+import {
+  admissionArgs,
+  countBefore,
+  integer,
+  lifecycleArgs,
+  pluginArgs,
+  targetArg,
+} from "./rules.ts";
 
 export {
   HELP,
@@ -52,6 +59,24 @@ export interface CliLifecycle {
   /** Processes serving the port (`--workers`), at least 1. */
   readonly workers: number;
   readonly unixListen?: { readonly path: string; readonly mode: number };
+}
+
+/**
+ * Admission and session limits (README, "Limits"); 0 is off. The names are
+ * `websockify()`'s options.
+ */
+export interface CliAdmission {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly maxConnectionsPerToken: number;
+  /** New sessions per client address per minute. */
+  readonly rateLimit: number;
+  /** Seconds. */
+  readonly maxSessionDuration: number;
+  /** Seconds. */
+  readonly sessionIdleTimeout: number;
+  /** `--allow-client` CIDR blocks, checked. */
+  readonly allowClient?: readonly string[];
 }
 
 /** A plugin named on the command line. */
@@ -109,6 +134,7 @@ export interface CliRun {
   readonly web?: string;
   readonly fileOnly: boolean;
   readonly lifecycle: CliLifecycle;
+  readonly admission: CliAdmission;
 }
 
 /** Parsed command line: either `--help` or settings to run with. */
@@ -245,5 +271,6 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
       ? HANDSHAKE_TIMEOUT_MS / 1000
       : integer("handshake-timeout", values["handshake-timeout"]),
     lifecycle,
+    admission: admissionArgs(values),
   };
 }

@@ -55,6 +55,41 @@ export const OPTIONS = {
       HANDSHAKE_TIMEOUT_MS / 1000
     }; 0: never)`,
   },
+  "max-connections": {
+    type: "string",
+    arg: "N",
+    help: "at most N live sessions; more get 503 (per worker)",
+  },
+  "max-connections-per-ip": {
+    type: "string",
+    arg: "N",
+    help: "at most N live sessions per client address (IPv6: /64); more get 429",
+  },
+  "max-connections-per-token": {
+    type: "string",
+    arg: "N",
+    help: "at most N live sessions per token; more get 429",
+  },
+  "rate-limit": {
+    type: "string",
+    arg: "N",
+    help: "at most N new sessions per client address per minute; more get 429",
+  },
+  "max-session-duration": {
+    type: "string",
+    arg: "N",
+    help: "close sessions N seconds old (code 1008)",
+  },
+  "session-idle-timeout": {
+    type: "string",
+    arg: "N",
+    help: "close sessions with no data either way for N seconds (code 1000)",
+  },
+  "allow-client": {
+    type: "string",
+    arg: "CIDRS",
+    help: "only clients in these comma-separated CIDR blocks; others get 403",
+  },
   web: {
     type: "string",
     arg: "DIR",
@@ -215,6 +250,6 @@ export const HELP: string = `${USAGE}
 Options:
 ${
   Object.entries(OPTIONS as Record<string, OptionSpec>)
-    .map(([name, spec]) => `  ${flagText(name, spec).padEnd(28)}${spec.help}`)
+    .map(([name, spec]) => `  ${flagText(name, spec).padEnd(27)} ${spec.help}`)
     .join("\n")
 }`;

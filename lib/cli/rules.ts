@@ -5,10 +5,11 @@
  *
  * @module
  */
+import { parseCidr } from "../cidr.ts";
 import { UsageError } from "../errors.ts";
 import { parseTarget } from "../target.ts";
 import type { Target } from "../types.ts";
-import type { CliLifecycle, CliPlugin, WrapMode } from "./args.ts";
+import type { CliAdmission, CliLifecycle, CliPlugin, WrapMode } from "./args.ts";
 
 /** A non-negative integer option; 0 when absent. */
 export function integer(name: string, value: string | undefined): number {
@@ -17,6 +18,41 @@ export function integer(name: string, value: string | undefined): number {
     throw new UsageError(`option --${name}: invalid integer value: '${value}'`);
   }
   return Number(value);
+}
+
+/** A positive integer option; 0 (off) when absent. */
+function positive(name: string, value: string | undefined): number {
+  if (value === undefined) return 0;
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`option --${name}: invalid positive integer value: '${value}'`);
+  }
+  return Number(value);
+}
+
+/** The admission limits (`lib/http/admission.ts`) and session limits. */
+export function admissionArgs(values: Record<string, string | boolean | undefined>): CliAdmission {
+  const text = (name: string) => values[name] as string | undefined;
+  const allow = text("allow-client");
+  const allowClient = allow?.split(",").map((block) => block.trim());
+  for (const block of allowClient ?? []) {
+    try {
+      parseCidr(block);
+    } catch {
+      throw new UsageError(`option --allow-client: invalid CIDR block: '${block}'`);
+    }
+  }
+  return {
+    maxConnections: positive("max-connections", text("max-connections")),
+    maxConnectionsPerIp: positive("max-connections-per-ip", text("max-connections-per-ip")),
+    maxConnectionsPerToken: positive(
+      "max-connections-per-token",
+      text("max-connections-per-token"),
+    ),
+    rateLimit: positive("rate-limit", text("rate-limit")),
+    maxSessionDuration: positive("max-session-duration", text("max-session-duration")),
+    sessionIdleTimeout: positive("session-idle-timeout", text("session-idle-timeout")),
+    allowClient,
+  };
 }
 
 /** `--workers=N`, checked against what cannot be shared between processes. */

@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
+import { type Admission, CLIENT_NOT_ALLOWED, type Refusal } from "./admission.ts";
 import { refuse, refuseFields } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
 import type { Cidr } from "../net/cidr.ts";
@@ -61,6 +62,8 @@ export interface AppOptions {
    * (`--trusted-proxy`), read anew for each request.
    */
   trustedProxies?: readonly Cidr[];
+  /** Client addresses, connection caps and rate limit (`lib/http/admission.ts`). */
+  admission?: Admission;
 }
 
 /** Methods upstream answers with 405 rather than 501. */
@@ -101,22 +104,30 @@ export type App = Hono<{ Bindings: RequestEnv }> & {
  * ```
  */
 export function createApp(options: AppOptions): App {
-  const { log, resolveTarget } = options;
+  const { log, resolveTarget, admission } = options;
   const trusted = options.trustedProxies?.length ? options.trustedProxies : undefined;
   /** The connection as this request names its client: before logs, auth and tokens. */
   const clientOf = (info: ConnInfo, req: Request): ConnInfo =>
     trusted ? clientThroughProxies(info, req.headers, trusted) : info;
-  const refused = (info: ConnInfo, status: number, reason: string): Response => {
+  const refused = (
+    info: ConnInfo,
+    status: number,
+    reason: string,
+    headers?: Record<string, string>,
+  ): Response => {
     logEvent(log, "info", `${clientLabel(info)}: code ${status}, message ${reason}`, {
       ...refuseFields(info, status),
       reason,
     });
-    return refuse(status, reason);
+    return refuse(status, reason, headers);
   };
+  const refusedBy = (info: ConnInfo, { status, reason, headers }: Refusal) =>
+    refused(info, status, reason, headers);
   const app = new Hono<{ Bindings: RequestEnv }>();
   app.all("*", async (c) => {
     const info = clientOf(c.env.info, c.req.raw);
     const method = c.req.method;
+    if (admission && !admission.allowed(info)) return refusedBy(info, CLIENT_NOT_ALLOWED);
     if (!KNOWN_METHODS.includes(method)) {
       return refused(info, 501, `Unsupported method ('${method}')`);
     }
@@ -132,6 +143,10 @@ export function createApp(options: AppOptions): App {
 
   const upgrade = async (req: Request, conn: ConnInfo): Promise<UpgradeDecision> => {
     const info = clientOf(conn, req);
+    // First: a client that may not come in learns nothing else.
+    if (admission && !admission.allowed(info)) {
+      return refusal(refusedBy(info, CLIENT_NOT_ALLOWED));
+    }
     const method = req.method;
     if (!KNOWN_METHODS.includes(method)) {
       return refusal(refused(info, 501, `Unsupported method ('${method}')`));
@@ -149,17 +164,32 @@ export function createApp(options: AppOptions): App {
     );
     const handshake = checkHandshake(headers);
     if (!handshake.ok) return refusal(refused(info, handshake.status, handshake.reason));
+    // The caps before auth and the token lookup, which a full server spares.
+    const ticket = admission?.enter(info);
+    if (ticket && !("release" in ticket)) return refusal(refusedBy(info, ticket));
     try {
       const denied = await options.authenticate?.(req, info, options.target);
-      if (denied) return refusal(denied);
+      if (denied) {
+        ticket?.cancel();
+        return refusal(denied);
+      }
       const resolved = await resolveTarget(req, info);
-      if (resolved instanceof Response) return refusal(resolved);
-      const protocol = handshake.protocol;
-      const accept = "target" in resolved
-        ? { kind: "accept", protocol, target: resolved.target, token: resolved.token } as const
-        : { kind: "accept", protocol, target: resolved } as const;
-      return info === conn ? accept : { ...accept, info };
+      if (resolved instanceof Response) {
+        ticket?.cancel();
+        return refusal(resolved);
+      }
+      const accepted: ResolvedTarget = "target" in resolved ? resolved : { target: resolved };
+      const full = ticket?.token(accepted.token);
+      if (full) return refusal(refusedBy(info, full));
+      return {
+        kind: "accept",
+        protocol: handshake.protocol,
+        ...accepted,
+        ...ticket && { release: () => ticket.release() },
+        ...info !== conn && { info },
+      };
     } catch (error) {
+      ticket?.cancel();
       // A hook that throws gets what Hono answers for a throwing handler.
       log.error(`${clientLabel(info)}: ${errorText(error)}`);
       return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));

@@ -3,8 +3,9 @@
  * sends with them, in one table for the frame parser
  * (`lib/protocol/frames.ts`), the connection (`adapters/server/ws_conn.ts`)
  * and the bridge (`lib/bridge/bridge.ts`). The reason texts are upstream
- * websockify's, byte for byte: clients and logs see them, so upstream's
- * "Procotol" misspellings stay.
+ * websockify's, byte for byte (but for the session limits', which upstream
+ * lacks): clients and logs see them, so upstream's "Procotol" misspellings
+ * stay.
  *
  * @module
  */
@@ -23,6 +24,8 @@ export const CLOSE_NO_STATUS = 1005;
 export const CLOSE_ABNORMAL = 1006;
 /** Text that is not UTF-8, or base64 that does not decode. */
 export const CLOSE_INVALID_DATA = 1007;
+/** A session limit was reached (`--max-session-duration`). */
+export const CLOSE_POLICY_VIOLATION = 1008;
 /** A message over the size limit. */
 export const CLOSE_TOO_BIG = 1009;
 /** The target failed (could not connect, or broke off). */
@@ -47,6 +50,9 @@ export const CLOSE_REASON = {
   unexpectedNewFrame: "Procotol error: Unexpected new frame",
   invalidCloseCode: "Protocol error: Invalid close code",
   invalidCloseText: "Procotol error: Invalid UTF-8 in close",
+  // Ours, not upstream's: the session limits.
+  sessionTooLong: "Session exceeded the maximum duration",
+  sessionIdle: "Session idle timeout",
 } as const;
 
 /** The reason for an opcode RFC 6455 does not define; `hex` is like `0x3`. */
