@@ -62,4 +62,9 @@ export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/store
 export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 
-export { type Websockify, websockify, type WebsockifyOptions } from "./adapters/websockify.ts";
+export {
+  type MetricsOptions,
+  type Websockify,
+  websockify,
+  type WebsockifyOptions,
+} from "./adapters/websockify.ts";

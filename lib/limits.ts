@@ -130,3 +130,9 @@ export const RESPAWN_HISTORY = 3;
 
 /** ...and a restart waits until their mean is this long ago. */
 export const RESPAWN_WINDOW_MS = 10_000;
+
+/** How long one `/readyz` check (a token store's) may take before it counts as failed. */
+export const READY_CHECK_MS = 2000;
+
+/** How long a scrape waits for each worker's metrics (`--metrics` with `--workers`). */
+export const METRICS_WORKER_MS = 2000;

@@ -37,6 +37,11 @@ export interface BridgeOptions {
   lingerMs?: number;
   /** Sees every chunk as it passes (`--record`, `--traffic`). */
   tap?: (from: "client" | "target", chunk: Uint8Array) => void;
+  /**
+   * The object to count into, so that the caller can read a live session's
+   * bytes (`--metrics`); a fresh one by default.
+   */
+  counts?: Omit<BridgeStats, "close">;
 }
 
 /** What happened in one session. */
@@ -57,6 +62,11 @@ export interface BridgeStats {
 
 const noop = () => {};
 
+/** Zero counts for {@link BridgeOptions.counts}. */
+export function newCounts(): Omit<BridgeStats, "close"> {
+  return { clientBytes: 0, targetBytes: 0, connected: false };
+}
+
 /**
  * Connects to the target and pumps bytes both ways until both sides close.
  *
@@ -76,11 +86,7 @@ export async function bridge(
   connect: () => Promise<Conn>,
   options: BridgeOptions = {},
 ): Promise<BridgeStats> {
-  const stats: Omit<BridgeStats, "close"> = {
-    clientBytes: 0,
-    targetBytes: 0,
-    connected: false,
-  };
+  const stats: Omit<BridgeStats, "close"> = options.counts ?? newCounts();
   const fail = (error: unknown, code: number, reason: string) => {
     stats.error ??= error;
     stats.closedBy ??= "error";

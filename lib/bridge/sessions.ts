@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { bridge, type BridgeStats } from "./bridge.ts";
+import { bridge, type BridgeStats, newCounts } from "./bridge.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
+import type { LiveBytes, Observer } from "../metrics.ts";
 import { clientLabel, formatAddr, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
 
@@ -30,6 +31,8 @@ export interface SessionOptions {
   onSessionEnd?: () => void;
   /** Starts a recording for the connection with this id. */
   record?: (id: number) => Recorder;
+  /** Told of every session's start and end (`--metrics`). */
+  observer?: Observer;
 }
 
 /** The live sessions of one server. */
@@ -38,6 +41,8 @@ export interface Sessions {
   open(ws: WsConn, target: Target, info: ConnInfo): void;
   /** The number of sessions still running. */
   readonly size: number;
+  /** The live sessions' bytes so far; zeros without an `observer`. */
+  liveBytes(): LiveBytes;
   /** Closes every session with 1001 and waits for them to end. */
   shutdown(): Promise<void>;
 }
@@ -58,6 +63,9 @@ export interface Sessions {
 export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
   const running = new Map<WsConn, Promise<void>>();
+  // Only with an observer: each live session's byte counts, read at scrape time.
+  const { observer } = options;
+  const live = observer && new Map<WsConn, Omit<BridgeStats, "close">>();
   const stop = new StopSignal();
 
   // While a session runs, it keeps one pending `.then` on its bridge: no
@@ -67,7 +75,17 @@ export function createSessions(options: SessionOptions): Sessions {
   const run = (ws: WsConn, target: Target, info: ConnInfo): Promise<void> => {
     const started = performance.now();
     let recorder: Recorder | undefined;
+    const counts = live && newCounts();
     const end = async (stats?: BridgeStats, error?: unknown) => {
+      if (counts) {
+        // In one step with leaving `live`, so a scrape counts these bytes once.
+        live!.delete(ws);
+        observer!.closed(
+          counts.clientBytes,
+          counts.targetBytes,
+          (performance.now() - started) / 1000,
+        );
+      }
       try {
         await recorder?.close();
         if (stats) logClose(info, target, stats, started);
@@ -89,12 +107,17 @@ export function createSessions(options: SessionOptions): Sessions {
         `${clientLabel(info, target)}: open (${scheme}, protocol ${protocol}${cn})`,
         { ...sessionFields("open", info, target), tls: info.tls, protocol, client_cn: info.peerCn },
       );
+      if (counts) {
+        live!.set(ws, counts);
+        observer!.opened();
+      }
       recorder = options.record?.(info.id);
       if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
       return bridge(ws, connectTo(options.connect, target), {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
         tap: tapFor(log.traffic, recorder),
+        counts,
       }).then((stats) => end(stats), (error) => end(undefined, error));
     } catch (error) {
       return end(undefined, error);
@@ -133,6 +156,15 @@ export function createSessions(options: SessionOptions): Sessions {
     },
     get size() {
       return running.size;
+    },
+    liveBytes() {
+      let toTarget = 0;
+      let toClient = 0;
+      for (const counts of live?.values() ?? []) {
+        toTarget += counts.clientBytes;
+        toClient += counts.targetBytes;
+      }
+      return { toTarget, toClient };
     },
     async shutdown() {
       stop.abort();

@@ -28,6 +28,12 @@ export interface TokenPlugin {
   lookup(token: string): Target | undefined | Promise<Target | undefined>;
   /** Releases what the plugin holds open (connections, watchers). */
   close?(): void | Promise<void>;
+  /**
+   * Resolves when the store answers (`/readyz`): a Redis ping, the API
+   * reachable, the file readable; rejects with the reason otherwise. Its
+   * time is bounded by the caller.
+   */
+  ready?(): Promise<void>;
 }
 
 /** What a plugin factory gets besides its source. */
