@@ -6,9 +6,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import os from "node:os";
+import path from "node:path";
 import type { Websockify } from "../adapters/websockify.ts";
 import { tokenRedis } from "../adapters/stores/token_redis.ts";
+import { tokenFile } from "../adapters/stores/token_file.ts";
+import { baseTokenApi } from "../adapters/stores/token_api.ts";
 import type { TokenPlugin } from "../lib/plugins/plugins.ts";
 import {
   assertStartError,
@@ -230,6 +235,57 @@ describe("/readyz and a Redis token store", { ...SLOW, skip: REDIS_SKIP }, () =>
     } finally {
       redis.signal("SIGCONT");
     }
+  });
+});
+
+describe("/readyz and other token stores", SLOW, () => {
+  /** The /readyz status and tokens check of a proxy with `plugin`. */
+  async function readiness(plugin: TokenPlugin): Promise<{ status: number; tokens: string }> {
+    const proxy = await startProxy(undefined, { tokenPlugin: plugin, metrics: { port: 0 } });
+    try {
+      const res = await get(proxy.metricsAddr!.port, "/readyz");
+      return { status: res.status, tokens: JSON.parse(res.body).checks.tokens };
+    } finally {
+      await proxy.close();
+    }
+  }
+
+  test("a token file: ready while readable", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "metrics-test-"));
+    try {
+      const file = path.join(dir, "tokens");
+      fs.writeFileSync(file, "vm1: 127.0.0.1:5900\n");
+      const plugin = await tokenFile(file);
+      assert.deepEqual(await readiness(plugin), { status: 200, tokens: "ok" });
+      fs.rmSync(file);
+      const down = await readiness(plugin);
+      assert.equal(down.status, 503);
+      assert.match(down.tokens, /tokens/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a token API: ready while its server answers", async () => {
+    const api = http.createServer((_, res) => res.end("127.0.0.1:5900"));
+    await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+    const port = (api.address() as net.AddressInfo).port;
+    const plugin = baseTokenApi(`http://127.0.0.1:${port}/lookup?token=%s`);
+    try {
+      assert.deepEqual(await readiness(plugin), { status: 200, tokens: "ok" });
+    } finally {
+      await new Promise((resolve) => api.close(resolve));
+    }
+    const down = await readiness(plugin);
+    assert.equal(down.status, 503);
+    assert.match(down.tokens, /Cannot reach the token API/);
+  });
+
+  test("a store that never answers: 503 in bounded time", async () => {
+    const hung: TokenPlugin = { lookup: () => undefined, ready: () => new Promise(() => {}) };
+    const down = await within(10000, readiness(hung), "readyz");
+    assert.equal(down.status, 503);
+    assert.match(down.tokens, /no answer in \d+ ms/);
   });
 });
 
