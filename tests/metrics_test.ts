@@ -14,6 +14,8 @@ import type { Websockify } from "../adapters/websockify.ts";
 import { tokenRedis } from "../adapters/stores/token_redis.ts";
 import { tokenFile } from "../adapters/stores/token_file.ts";
 import { baseTokenApi } from "../adapters/stores/token_api.ts";
+import { parseCliArgs } from "../lib/cli/args.ts";
+import { UsageError } from "../lib/errors.ts";
 import type { TokenPlugin } from "../lib/plugins/plugins.ts";
 import {
   assertStartError,
@@ -298,6 +300,17 @@ describe("--metrics on the command line", SLOW, () => {
     const port = await freePort();
     const result = await runCli([`--metrics=${port}`, `127.0.0.1:${port}`, "127.0.0.1:5900"]);
     assertStartError(result, /--metrics cannot use the proxy's own port/);
+  });
+
+  test("--metrics=[ADDR:]PORT: a port alone means 127.0.0.1", () => {
+    const metricsOf = (arg: string) => {
+      const options = parseCliArgs([`--metrics=${arg}`, "6080", "h:5900"]);
+      return options.help ? undefined : options.metrics;
+    };
+    assert.deepEqual(metricsOf("9100"), { hostname: "127.0.0.1", port: 9100 });
+    assert.deepEqual(metricsOf("0.0.0.0:9100"), { hostname: "0.0.0.0", port: 9100 });
+    assert.deepEqual(metricsOf("[::1]:9100"), { hostname: "::1", port: 9100 });
+    assert.throws(() => metricsOf("x"), UsageError);
   });
 
   test("--help describes --metrics", async () => {

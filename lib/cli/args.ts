@@ -215,7 +215,8 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,
-    metrics: values.metrics === undefined ? undefined : metricsArg(values.metrics),
+    // Only when given: the parsed options of older command lines stay as they were.
+    ...values.metrics === undefined ? {} : { metrics: metricsArg(values.metrics) },
     handshakeTimeout: values["handshake-timeout"] === undefined
       ? HANDSHAKE_TIMEOUT_MS / 1000
       : integer("handshake-timeout", values["handshake-timeout"]),
