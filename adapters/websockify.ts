@@ -20,6 +20,7 @@ import { createSessions } from "../lib/bridge/sessions.ts";
 import { READY_CHECK_MS } from "../lib/limits.ts";
 import {
   checkReadiness,
+  metricsListenError,
   observeConnect,
   observeTokens,
   type Readiness,
@@ -275,7 +276,10 @@ function startMetrics(
   if (options.socket !== undefined) return serveWorkerReport(options.socket, source);
   const port = options.port ?? 0;
   if (port !== 0 && port === proxy.port) throw samePortError(port);
-  return serveMetrics({ hostname: options.hostname ?? "127.0.0.1", port }, source);
+  const at = { hostname: options.hostname ?? "127.0.0.1", port };
+  return serveMetrics(at, source).catch((error) => {
+    throw metricsListenError(at, error);
+  });
 }
 
 function listenAt(options: WebsockifyOptions): ListenAt {

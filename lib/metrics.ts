@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { ConfigError, errorText } from "./errors.ts";
+import { ConfigError, describeError, errorText } from "./errors.ts";
+import { formatAddr } from "./target.ts";
 import type { TokenPlugin } from "./plugins/plugins.ts";
-import type { Target, TargetConn } from "./types.ts";
+import type { NetAddr, Target, TargetConn } from "./types.ts";
 
 /** Receives the proxy's events; every method must be cheap and must not throw. */
 export interface Observer {
@@ -37,7 +38,7 @@ export interface LiveBytes {
  * @example
  * ```ts
  * import { observeConnect } from "./metrics.ts";
- * import type { Target, TargetConn } from "./types.ts";
+ * import type { NetAddr, Target, TargetConn } from "./types.ts";
  *
  * const connect = (_: Target): Promise<TargetConn> => Promise.reject(new Error("refused"));
  * const timed = observeConnect(connect, {
@@ -140,6 +141,13 @@ async function withTimeout(check: Promise<void>, ms: number): Promise<string> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The one-line error of a metrics listener that cannot listen at `addr`. */
+export function metricsListenError(addr: NetAddr, error: unknown): ConfigError {
+  return new ConfigError(
+    `Cannot listen on ${formatAddr(addr)} for --metrics: ${describeError(error)}`,
+  );
 }
 
 /** The one-line refusal of a metrics port that is the proxy's own. */

@@ -313,6 +313,19 @@ describe("--metrics on the command line", SLOW, () => {
     assert.throws(() => metricsOf("x"), UsageError);
   });
 
+  test("a metrics port in use is one line naming --metrics", SLOW, async () => {
+    const busy = await startEchoServer();
+    try {
+      const result = await runCli([`--metrics=${busy.port}`, "127.0.0.1:0", "127.0.0.1:5900"]);
+      assertStartError(
+        result,
+        new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${busy.port} for --metrics`),
+      );
+    } finally {
+      await busy.close();
+    }
+  });
+
   test("--help describes --metrics", async () => {
     const { stdout } = await runCli(["--help"]);
     assert.match(stdout, /--metrics=\[ADDR:\]PORT/);

@@ -30,7 +30,7 @@ import { type Signals, signalsOf } from "./signals.ts";
 import { STOP_GRACE_MS } from "../../lib/limits.ts";
 import { socketActivated } from "../../lib/process/activation.ts";
 import { startServer } from "./startup.ts";
-import { samePortError } from "../../lib/metrics.ts";
+import { metricsListenError, samePortError } from "../../lib/metrics.ts";
 import { processRegistry } from "../metrics/registry.ts";
 import { createWorkersDir, removeWorkersDir, serveMetrics } from "../metrics/server.ts";
 import { METRICS_DIR_ENV } from "../process/workers.ts";
@@ -215,7 +215,7 @@ async function superviseCluster(
     const json = () => registry.getMetricsAsJSON();
     const at = options.metrics;
     metrics = await serveMetrics(at, { json, workersDir: metricsDir }).catch((error) =>
-      fail(host, `Cannot listen on ${formatAddr(at)} for --metrics: ${describeError(error)}`, 1)
+      fail(host, metricsListenError(at, error).message, 1)
     );
   }
   log.info(`Serving ${describeListen(options)} from ${lifecycle.workers} worker processes`);
