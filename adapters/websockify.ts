@@ -209,6 +209,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   }, { fetch: app.fetch, upgrade: app.upgrade, open: sessions.open });
   metrics?.watch(sessions);
   let closing: Promise<void> | undefined;
+  let stoppedListening = false;
   // deno-lint-ignore prefer-const -- set by --drain-timeout
   let draining = false;
   let metricsServer: Closable | undefined;
@@ -216,7 +217,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   if (metrics) {
     const ready = (): Promise<Readiness> =>
       checkReadiness({
-        listening: closing === undefined,
+        listening: !stoppedListening && closing === undefined,
         draining,
         tokens: options.tokenPlugin?.ready && (() => options.tokenPlugin!.ready!()),
       }, READY_CHECK_MS);
@@ -246,7 +247,10 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
     {
       connections: () => listener.connections,
-      stopListening: () => void listener.close(),
+      stopListening: () => {
+        stoppedListening = true; // --timeout: no new sessions, so not ready
+        void listener.close();
+      },
       shutdown: () => void close(),
     },
   );

@@ -176,6 +176,27 @@ describe("--metrics in one process", SLOW, () => {
     assert.equal((await get(port, "/nope")).status, 404);
   });
 
+  test("/readyz is 503 once --timeout stopped listening", SLOW, async () => {
+    const timed = await startProxy(`127.0.0.1:${echo.port}`, { timeout: 1, metrics: { port: 0 } });
+    // A live session keeps the server (and its metrics listener) up past the timeout.
+    const ws = await openClient(timed.addr.port, ["binary"]);
+    try {
+      const port = timed.metricsAddr!.port;
+      let ready = await get(port, "/readyz");
+      assert.equal(ready.status, 200, ready.body);
+      const deadline = Date.now() + 15000;
+      while ((ready = await get(port, "/readyz")).status === 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(ready.status, 503, ready.body);
+      assert.equal(JSON.parse(ready.body).checks.listening, false);
+    } finally {
+      ws.close();
+      await closed(ws);
+      await timed.close();
+    }
+  });
+
   test("without a token plugin there is no token lookup histogram", async () => {
     const plain = await startProxy(`127.0.0.1:${echo.port}`, { metrics: { port: 0 } });
     try {
