@@ -66,6 +66,7 @@ export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 
 export {
+  type MetricsOptions,
   type ReloadPart,
   type Websockify,
   websockify,

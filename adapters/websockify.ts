@@ -23,9 +23,25 @@ import { createSessions } from "../lib/bridge/sessions.ts";
 import { reloadAll, type ReloadStep } from "../lib/process/reload.ts";
 import { guardTargets, parseTargetRules, type TargetRule } from "../lib/plugins/target_rules.ts";
 import { lookupAddresses } from "./connect/resolve.ts";
+import { READY_CHECK_MS } from "../lib/limits.ts";
+import {
+  checkReadiness,
+  metricsListenError,
+  observeConnect,
+  observeTokens,
+  type Readiness,
+  samePortError,
+} from "../lib/metrics.ts";
+import { createProxyMetrics } from "./metrics/registry.ts";
+import {
+  type Closable,
+  type MetricsSource,
+  serveMetrics,
+  serveWorkerReport,
+} from "./metrics/server.ts";
 import { parseTarget } from "../lib/target.ts";
 import { parseCidrList } from "../lib/net/cidr.ts";
-import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
+import type { Conn, ConnInfo, NetAddr, Target, TargetConn } from "../lib/types.ts";
 
 /** Options for {@link websockify}. */
 export interface WebsockifyOptions {
@@ -143,6 +159,41 @@ export interface WebsockifyOptions {
    * others get 403. A bad block throws a `TypeError`.
    */
   allowClient?: readonly string[];
+  /**
+   * Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on a second
+   * listener (`--metrics`); see {@link MetricsOptions}.
+   */
+  metrics?: MetricsOptions;
+}
+
+/**
+ * Where `websockify({ metrics })` serves `/metrics`, `/healthz` and `/readyz`.
+ *
+ * @example
+ * ```ts
+ * import { websockify } from "./websockify.ts";
+ *
+ * const server = await websockify({ target: "127.0.0.1:5900", metrics: { port: 0 } });
+ * const res = await fetch(`http://127.0.0.1:${server.metricsAddr!.port}/metrics`);
+ * console.log((await res.text()).includes("websockify_sessions_total")); // true
+ * await server.close();
+ * ```
+ */
+export interface MetricsOptions {
+  /** The address to listen on; 127.0.0.1 by default. */
+  hostname?: string;
+  /** The port; 0 (the default) picks a free one (see `Websockify.metricsAddr`). */
+  port?: number;
+  /**
+   * With worker processes (`--workers`): the directory where each of them
+   * serves its metrics on a unix socket; a scrape sums them all in.
+   */
+  workersDir?: string;
+  /**
+   * In a worker: serve this process's metrics on this unix socket, for the
+   * process that owns the metrics port, instead of listening on a port.
+   */
+  socket?: string;
 }
 
 /** What {@link Websockify.reload} reads again. */
@@ -156,6 +207,10 @@ export interface Websockify {
   readonly sessions: number;
   /** Open connections, HTTP and WebSocket. */
   readonly connections: number;
+  /** Where `/metrics` is served, with the `metrics` option (not in a worker). */
+  readonly metricsAddr?: NetAddr;
+  /** True while draining (`--drain-timeout`): not ready, no new sessions. */
+  readonly draining: boolean;
   /** Settles when the server has stopped, by `close()` or by itself. */
   readonly closed: Promise<void>;
   /** Stops listening, closes sessions with 1001 and waits for them. */
@@ -188,13 +243,25 @@ export interface Websockify {
  */
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
-  const { resolveTarget, target } = targetResolver(options, log);
+  const metrics = options.metrics && createProxyMetrics(options.tokenPlugin !== undefined);
+  const observer = metrics?.observer;
+  const observedTokens = observer && options.tokenPlugin
+    ? observeTokens(options.tokenPlugin, observer)
+    : options.tokenPlugin;
+  const { resolveTarget, target } = targetResolver(
+    { ...options, tokenPlugin: observedTokens },
+    log,
+  );
   const trustedProxies = options.trustedProxy === undefined
     ? undefined
     : parseCidrList([options.trustedProxy].flat().join(","));
   const connect = options.connect ?? defaultConnect({ ca: options.targetCa });
+  const withHeader: (target: Target, info: ConnInfo) => Promise<Conn> = options.targetProxyProtocol
+    ? withProxyHeader(connect)
+    : connect;
   const sessions = createSessions({
-    connect: options.targetProxyProtocol ? withProxyHeader(connect) : connect,
+    connect: observer ? observeConnect(withHeader, observer) : withHeader,
+    observer,
     log,
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
@@ -243,14 +310,41 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     proxyProtocol: options.proxyProtocol,
     local: options.targetProxyProtocol,
     log,
+    onRefuse: observer?.refused,
   }, { fetch: app.fetch, upgrade: app.upgrade, open: sessions.open });
+  metrics?.watch(sessions);
+  let closing: Promise<void> | undefined;
+  let stoppedListening = false;
+  // deno-lint-ignore prefer-const -- set by --drain-timeout
+  let draining = false;
+  let metricsServer: Closable | undefined;
+  let metricsAddr: NetAddr | undefined;
+  if (metrics) {
+    const ready = (): Promise<Readiness> =>
+      checkReadiness({
+        listening: !stoppedListening && closing === undefined,
+        draining,
+        tokens: options.tokenPlugin?.ready && (() => options.tokenPlugin!.ready!()),
+      }, READY_CHECK_MS);
+    const source: MetricsSource = {
+      json: () => metrics.registry.getMetricsAsJSON(),
+      ready,
+      workersDir: options.metrics!.workersDir,
+    };
+    try {
+      metricsServer = await startMetrics(options.metrics!, listener.addr, source);
+    } catch (error) {
+      await Promise.all([listener.close(), options.tokenPlugin?.close?.()]);
+      throw error;
+    }
+    if ("addr" in metricsServer) metricsAddr = metricsServer.addr as NetAddr;
+  }
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
-  let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
       lifecycle.dispose();
-      await Promise.all([listener.close(), sessions.shutdown()]);
+      await Promise.all([listener.close(), sessions.shutdown(), metricsServer?.close()]);
       await options.tokenPlugin?.close?.();
       markClosed();
     })();
@@ -258,7 +352,10 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
     {
       connections: () => listener.connections,
-      stopListening: () => void listener.close(),
+      stopListening: () => {
+        stoppedListening = true; // --timeout: no new sessions, so not ready
+        void listener.close();
+      },
       shutdown: () => void close(),
     },
   );
@@ -284,10 +381,29 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     get connections() {
       return listener.connections;
     },
+    metricsAddr,
+    get draining() {
+      return draining;
+    },
     closed,
     close,
     reload,
   };
+}
+
+/** The metrics listener, or in a worker its socket for the process owning the port. */
+function startMetrics(
+  options: MetricsOptions,
+  proxy: NetAddr,
+  source: MetricsSource,
+): Promise<Closable & { addr?: NetAddr }> {
+  if (options.socket !== undefined) return serveWorkerReport(options.socket, source);
+  const port = options.port ?? 0;
+  if (port !== 0 && port === proxy.port) throw samePortError(port);
+  const at = { hostname: options.hostname ?? "127.0.0.1", port };
+  return serveMetrics(at, source).catch((error) => {
+    throw metricsListenError(at, error);
+  });
 }
 
 function listenAt(options: WebsockifyOptions): ListenAt {

@@ -159,3 +159,8 @@ export const BUSY_RETRY_AFTER_S = 10;
 
 /** `--max-session-duration` and `--session-idle-timeout` are checked this often. */
 export const SESSION_SWEEP_MS = 1000;
+/** How long one `/readyz` check (a token store's) may take before it counts as failed. */
+export const READY_CHECK_MS = 2000;
+
+/** How long a scrape waits for each worker's metrics (`--metrics` with `--workers`). */
+export const METRICS_WORKER_MS = 2000;

@@ -12,6 +12,7 @@ import { type CliOptions, type CliRun, HELP, parseCliArgs } from "../../lib/cli/
 import { describeError } from "../../lib/errors.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { formatAddr } from "../../lib/target.ts";
+import type { NetAddr } from "../../lib/types.ts";
 import { daemonize, daemonReady, isDaemonChild, writePidFile } from "../process/daemon.ts";
 import {
   exitWithParent,
@@ -30,6 +31,10 @@ import { type Signals, signalsOf } from "./signals.ts";
 import { STOP_GRACE_MS } from "../../lib/limits.ts";
 import { socketActivated } from "../../lib/process/activation.ts";
 import { startServer } from "./startup.ts";
+import { metricsListenError, samePortError } from "../../lib/metrics.ts";
+import { processRegistry } from "../metrics/registry.ts";
+import { createWorkersDir, removeWorkersDir, serveMetrics } from "../metrics/server.ts";
+import { METRICS_DIR_ENV } from "../process/workers.ts";
 
 export type { CliHost, CliSignal } from "./host.ts";
 export { processHost } from "./host.ts";
@@ -97,6 +102,10 @@ async function run(
   signals: Signals,
 ): Promise<number> {
   const { lifecycle } = options;
+  const { metrics } = options;
+  if (metrics && metrics.port !== 0 && metrics.port === options.listen?.port) {
+    fail(host, samePortError(metrics.port).message, 1);
+  }
   if (lifecycle.daemon && !isDaemonChild()) return await daemonize(argv, host.stderr);
   const logs = openLogs(options, host);
   const hup = reloadOnHup(signals, logs);
@@ -122,10 +131,22 @@ async function run(
       fail(host, `Cannot listen on ${listenText}: ${describeError(error)}`, 1);
     }
   }
+  // Every worker serves its metrics on a socket here, for the process owning the port.
+  const metricsDir = metrics && lifecycle.workers > 1 && workerNumber() === 0
+    ? createWorkersDir(host.pid)
+    : undefined;
+  const workerEnv: Record<string, string> = metricsDir ? { [METRICS_DIR_ENV]: metricsDir } : {};
+  const removeDir = () => metricsDir && removeWorkersDir(metricsDir);
   if (isClusterPrimary(lifecycle.workers) && workerNumber() === 0) {
-    return superviseCluster(options, argv, logs, signals, hup);
+    return await superviseCluster(options, argv, host, logs, signals, hup, metricsDir).finally(
+      removeDir,
+    );
   }
-  const { server, settings, wrap } = await startServer(options, host, log, port, listenText);
+  const started = startServer(options, host, log, port, listenText, metricsDir);
+  const { server, settings, wrap } = await started.catch((error) => {
+    removeDir();
+    throw error;
+  });
   hup.server = server;
   return new Promise<number>((resolve) => {
     // --run-once, --timeout and --idle-timeout end the server by themselves.
@@ -135,6 +156,7 @@ async function run(
     server.closed.then(() => Promise.all([wrap?.stop(), workers?.stop()])).then(() => logs.close())
       .then(() => {
         clearTimeout(grace);
+        removeDir();
         resolve(status);
       });
     let stopping = false;
@@ -143,7 +165,10 @@ async function run(
       stopping = true;
       log.info(`Got ${signal}, closing ${server.sessions} session(s)`);
       // Bounded: a session that does not close in time is cut.
-      grace = setTimeout(() => resolve(status), STOP_GRACE_MS);
+      grace = setTimeout(() => {
+        removeDir();
+        resolve(status);
+      }, STOP_GRACE_MS);
       grace.unref();
       server.close();
       wrap?.stop();
@@ -160,8 +185,15 @@ async function run(
       }
       if (lifecycle.libserver) log.warn("--libserver has no effect: there is one server here");
     } else log.info(`Worker listening on ${formatAddr(server.addr)}`);
+    if (server.metricsAddr) log.info(`Metrics on ${metricsUrl(server.metricsAddr)}`);
     if (lifecycle.workers > 1 && workerNumber() === 0) {
-      workers = hup.workers = startWorkers(lifecycle.workers, argv, log, server.addr.port);
+      workers = hup.workers = startWorkers(
+        lifecycle.workers,
+        argv,
+        log,
+        server.addr.port,
+        workerEnv,
+      );
     }
     if (isDaemonChild()) daemonReady();
     wrap?.start(server.addr.port);
@@ -172,18 +204,34 @@ async function run(
   });
 }
 
-/** `--workers` on Node: this process only forks, watches and stops the workers. */
-function superviseCluster(
+/**
+ * `--workers` on Node: this process only forks, watches and stops the
+ * workers, and with `--metrics` serves the sum of theirs.
+ */
+async function superviseCluster(
   options: CliRun,
   argv: string[],
+  host: CliHost,
   logs: CliLogs,
   signals: Signals,
   hup: HupTargets,
+  metricsDir: string | undefined,
 ): Promise<number> {
   const { lifecycle } = options;
   const { log } = logs;
+  let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  if (options.metrics) {
+    const registry = processRegistry();
+    const json = () => registry.getMetricsAsJSON();
+    const at = options.metrics;
+    metrics = await serveMetrics(at, { json, workersDir: metricsDir }).catch((error) =>
+      fail(host, metricsListenError(at, error).message, 1)
+    );
+  }
   log.info(`Serving ${describeListen(options)} from ${lifecycle.workers} worker processes`);
-  const workers = hup.workers = startWorkers(lifecycle.workers, argv, log);
+  if (metrics) log.info(`Metrics on ${metricsUrl(metrics.addr)}`);
+  const workerEnv: Record<string, string> = metricsDir ? { [METRICS_DIR_ENV]: metricsDir } : {};
+  const workers = hup.workers = startWorkers(lifecycle.workers, argv, log, 0, workerEnv);
   if (isDaemonChild()) daemonReady();
   return new Promise((resolve) => {
     let stopping = false;
@@ -192,7 +240,15 @@ function superviseCluster(
       stopping = true;
       log.info(`Got ${signal}, stopping ${lifecycle.workers} workers`);
       setTimeout(() => resolve(0), STOP_GRACE_MS).unref();
-      workers.stop().then(() => logs.close()).then(() => resolve(0));
+      Promise.all([workers.stop(), metrics?.close()]).then(() => logs.close()).then(() =>
+        resolve(0)
+      );
     });
   });
+}
+
+/** The `/metrics` URL of a metrics listener, for the log. */
+function metricsUrl(addr: NetAddr): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `http://${host}:${addr.port}/metrics`;
 }

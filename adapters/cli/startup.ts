@@ -14,8 +14,13 @@ import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { ACTIVATION_FD } from "../../lib/process/activation.ts";
 import { loadAuthPlugin, loadTokenPlugin } from "../stores/plugins.ts";
-import { type Websockify, websockify, type WebsockifyOptions } from "../websockify.ts";
-import { WORKER_PORT_ENV, workerMode, workerNumber } from "../process/workers.ts";
+import {
+  type MetricsOptions,
+  type Websockify,
+  websockify,
+  type WebsockifyOptions,
+} from "../websockify.ts";
+import { METRICS_DIR_ENV, WORKER_PORT_ENV, workerMode, workerNumber } from "../process/workers.ts";
 import { prepareWrap, type Wrap } from "../process/wrap.ts";
 import { resolveHost } from "../server/listen.ts";
 import type { TlsOptions } from "../server/tls.ts";
@@ -32,7 +37,8 @@ export interface Started {
 /**
  * Starts the server; a problem ends the run with one error line: a
  * {@link ConfigError}'s message, else "Cannot listen on `listenText`".
- * `port`: the port probed for `--workers`.
+ * `port`: the port probed for `--workers`; `metricsDir`: where the workers'
+ * metrics sockets go, in the process that owns the metrics port.
  */
 export async function startServer(
   options: CliRun,
@@ -40,11 +46,13 @@ export async function startServer(
   log: Logger,
   port: number | undefined,
   listenText: string,
+  metricsDir?: string,
 ): Promise<Started> {
   try {
     const wrap = options.lifecycle.wrap &&
       await prepareWrap({ ...options.lifecycle.wrap, log, env: host.env });
     let settings = await proxyOptions(options, host, log, port);
+    settings.metrics = metricsOptions(options, host, metricsDir);
     if (wrap) settings = wrap.proxyOptions(settings);
     return { server: await websockify(settings), settings, wrap };
   } catch (error) {
@@ -141,7 +149,24 @@ function withTls(plugin: TokenPlugin): TokenPlugin {
     },
     close: () => plugin.close?.(),
     ...plugin.reload && { reload: () => plugin.reload!() },
+    ready: plugin.ready && (() => plugin.ready!()),
   };
+}
+
+/**
+ * `--metrics`: a worker serves its metrics on a socket in the directory that
+ * its supervisor named, the process owning the metrics port listens there.
+ */
+function metricsOptions(
+  options: CliRun,
+  host: CliHost,
+  workersDir: string | undefined,
+): MetricsOptions | undefined {
+  if (!options.metrics) return undefined;
+  const dir = host.env[METRICS_DIR_ENV];
+  const k = workerNumber();
+  if (k > 0 && dir !== undefined) return { socket: path.join(dir, `${k}.sock`) };
+  return { ...options.metrics, workersDir };
 }
 
 /** With `--workers` on Deno and Bun, every process listens with SO_REUSEPORT. */

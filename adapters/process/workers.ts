@@ -21,6 +21,8 @@ import { resolveHost } from "../server/listen.ts";
 export const WORKER_ENV = "WEBSOCKIFY_WORKER";
 /** Set in reusePort workers: the port the first process bound. */
 export const WORKER_PORT_ENV = "WEBSOCKIFY_WORKER_PORT";
+/** Set in workers with `--metrics`: the directory for their metrics sockets. */
+export const METRICS_DIR_ENV = "WEBSOCKIFY_METRICS_DIR";
 
 /** How this runtime shares a port between processes. */
 export function workerMode(): "cluster" | "reuseport" {
@@ -88,6 +90,7 @@ export interface Workers {
  * Starts and supervises workers; a worker that dies is started again after
  * a second. `cluster`: call in the primary, which serves nothing itself.
  * `reuseport`: call in the first process once it listens on `port`.
+ * `extraEnv` is added to each worker's environment.
  *
  * @example
  * ```ts
@@ -99,14 +102,20 @@ export interface Workers {
  * const start = (port: number) => startWorkers(2, process.argv.slice(2), SILENT_LOGGER, port);
  * ```
  */
-export function startWorkers(n: number, argv: string[], log: Logger, port = 0): Workers {
+export function startWorkers(
+  n: number,
+  argv: string[],
+  log: Logger,
+  port = 0,
+  extraEnv: Record<string, string> = {},
+): Workers {
   const mode = workerMode();
   const live = new Map<number, ChildProcess>();
   let stopping = false;
   // cluster: workers 1..n; reuseport: this process is worker 1, so 2..n.
   const first = mode === "cluster" ? 1 : 2;
   const start = (k: number) => {
-    const env = { [WORKER_ENV]: String(k), [WORKER_PORT_ENV]: String(port) };
+    const env = { ...extraEnv, [WORKER_ENV]: String(k), [WORKER_PORT_ENV]: String(port) };
     const child = mode === "cluster"
       ? cluster.fork(env).process
       : spawn(...selfCommand(argv), { stdio: "inherit", env: { ...process.env, ...env } });

@@ -57,6 +57,11 @@ export interface ListenOptions {
   /** Fill `ConnInfo.local` for every connection (`--target-proxy-protocol`). */
   readonly local?: boolean;
   readonly log?: Logger;
+  /**
+   * Told the status of every refused upgrade (`--metrics`): every refusal
+   * passes here, whoever decided it.
+   */
+  readonly onRefuse?: (status: number) => void;
 }
 
 /**
@@ -82,6 +87,7 @@ export async function listenNode(
 ): Promise<Listener> {
   const log = options.log ?? SILENT_LOGGER;
   const handshakeMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const { onRefuse } = options;
   // Each connection's info by socket: the accepted one, and the TLS socket
   // over it, whose info adds `tls` and `peerCn`.
   const infos = new WeakMap<object, ConnInfo>();
@@ -124,7 +130,10 @@ export async function listenNode(
         return websocket ? handlers.upgrade(req, info) : refusedWith(handlers.fetch(req, { info }));
       })
       .then((decision) => {
-        if (decision.kind === "refuse") return answer(socket, decision.response, deadline);
+        if (decision.kind === "refuse") {
+          onRefuse?.(decision.response.status);
+          return answer(socket, decision.response, deadline);
+        }
         if (!socket.readable || !socket.writable) {
           decision.release?.();
           return void socket.destroy();
@@ -147,7 +156,10 @@ export async function listenNode(
         release?.();
         socket.resume();
       })
-      .catch(() => answer(socket, new Response("Bad request", { status: 400 }), deadline));
+      .catch(() => {
+        onRefuse?.(400);
+        return answer(socket, new Response("Bad request", { status: 400 }), deadline);
+      });
   };
   httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", destroySelf);

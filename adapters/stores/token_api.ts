@@ -45,6 +45,13 @@ function apiPlugin(
     throw fetchError(error, timeoutMs);
   };
   return {
+    // Reachable: any answer from the API's server will do.
+    async ready() {
+      const signal = AbortSignal.timeout(timeoutMs);
+      const res = await fetch(new URL(tokenUrl(template, "")).origin, { method: "HEAD", signal })
+        .catch(failed);
+      await res.body?.cancel().catch(() => {});
+    },
     async lookup(token) {
       const signal = AbortSignal.timeout(timeoutMs);
       const res = await fetch(tokenUrl(template, token), { signal }).catch(failed);

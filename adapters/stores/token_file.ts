@@ -6,7 +6,7 @@
  * @module
  */
 import { describeError, errorText } from "../../lib/errors.ts";
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, constants as fsConstants } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { TokenPlugin } from "../../lib/plugins/plugins.ts";
@@ -106,7 +106,10 @@ export async function tokenFile(
     intervalMs: options.checkIntervalMs,
   });
   await targets();
-  return { lookup: async (token) => (await targets()).get(token) };
+  return {
+    lookup: async (token) => (await targets()).get(token),
+    ready: async () => void await targets(),
+  };
 }
 
 /**
@@ -125,6 +128,8 @@ export async function readOnlyTokenFile(source: string | undefined): Promise<Tok
   let targets = await readTokenSource(file);
   return {
     lookup: (token) => targets.get(token),
+    // Read once (and on reload), but an operator still learns that the file went away.
+    ready: () => readable(file),
     async reload() {
       const read = await readTokenSource(file);
       return () => void (targets = read);
@@ -150,6 +155,7 @@ export async function readOnlyTokenFile(source: string | undefined): Promise<Tok
 export async function tokenFileName(source: string | undefined): Promise<TokenPlugin> {
   const root = await requireDirectory(source, "TokenFileName");
   return {
+    ready: () => readable(root),
     async lookup(token) {
       const file = await fileInside(root, token.slice(token.lastIndexOf("/") + 1));
       const stat = file === undefined ? undefined : await statIfExists(file);
@@ -162,4 +168,13 @@ export async function tokenFileName(source: string | undefined): Promise<TokenPl
       }
     },
   };
+}
+
+/** Resolves when `file` (or directory) can be read; rejects with the reason. */
+async function readable(file: string): Promise<void> {
+  try {
+    await fsp.access(file, fsConstants.R_OK);
+  } catch (error) {
+    throw new Error(`Cannot read "${file}": ${describeError(error)}`);
+  }
 }

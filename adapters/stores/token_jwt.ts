@@ -130,6 +130,8 @@ export async function jwtTokenApi(
   });
   await keys();
   return {
+    // Keys loaded (and the key file still readable).
+    ready: async () => void await keys(),
     async lookup(token) {
       const current = await keys();
       try {

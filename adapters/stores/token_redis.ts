@@ -94,11 +94,19 @@ export async function tokenRedis(source: string | undefined): Promise<TokenPlugi
   starting = false;
   if (failed) throw new Error(`${where} refused the connection: ${errorText(failed)}`);
 
+  const unavailable = () =>
+    new Error(`${where} is unavailable${lastError ? `: ${errorText(lastError)}` : ""}`);
   return {
-    async lookup(token) {
-      if (!client.isReady) {
-        throw new Error(`${where} is unavailable${lastError ? `: ${errorText(lastError)}` : ""}`);
+    async ready() {
+      if (!client.isReady) throw unavailable();
+      try {
+        await deadline(client.ping(), REDIS_TIMEOUT_MS, `no answer in ${REDIS_TIMEOUT_MS} ms`);
+      } catch (error) {
+        throw new Error(`${where}: PING failed: ${errorText(error)}`);
       }
+    },
+    async lookup(token) {
+      if (!client.isReady) throw unavailable();
       const key = config.prefix + token;
       // Errors reach the log: they name the token by its label, never whole.
       const shownKey = config.prefix + tokenLabel(token);

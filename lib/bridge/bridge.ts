@@ -38,10 +38,10 @@ export interface BridgeOptions {
   /** Sees every chunk as it passes (`--record`, `--traffic`). */
   tap?: (from: "client" | "target", chunk: Uint8Array) => void;
   /**
-   * Counts into this object, so that the caller can watch the bytes while
-   * the session runs (the session limits); a new one by default.
+   * The object to count into, so that the caller can read a live session's
+   * bytes (`--metrics`); a fresh one by default.
    */
-  stats?: Omit<BridgeStats, "close">;
+  counts?: Omit<BridgeStats, "close">;
 }
 
 /** What happened in one session. */
@@ -62,6 +62,11 @@ export interface BridgeStats {
 
 const noop = () => {};
 
+/** Zero counts for {@link BridgeOptions.counts}. */
+export function newCounts(): Omit<BridgeStats, "close"> {
+  return { clientBytes: 0, targetBytes: 0, connected: false };
+}
+
 /**
  * Connects to the target and pumps bytes both ways until both sides close.
  *
@@ -81,11 +86,7 @@ export async function bridge(
   connect: () => Promise<Conn>,
   options: BridgeOptions = {},
 ): Promise<BridgeStats> {
-  const stats: Omit<BridgeStats, "close"> = options.stats ?? {
-    clientBytes: 0,
-    targetBytes: 0,
-    connected: false,
-  };
+  const stats: Omit<BridgeStats, "close"> = options.counts ?? newCounts();
   const fail = (error: unknown, code: number, reason: string) => {
     stats.error ??= error;
     stats.closedBy ??= "error";

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import { bridge, type BridgeStats } from "./bridge.ts";
-import { createSessionLimits, type LiveStats } from "./session_limits.ts";
+import { bridge, type BridgeStats, newCounts } from "./bridge.ts";
+import { createSessionLimits } from "./session_limits.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger, tokenLabel } from "../log.ts";
+import type { LiveBytes, Observer } from "../metrics.ts";
 import { clientFields } from "../http/refuse.ts";
 import { clientLabel, formatTarget } from "../target.ts";
 import type { Conn, ConnInfo, Target, WsConn } from "../types.ts";
@@ -37,6 +38,8 @@ export interface SessionOptions {
   maxDurationMs?: number;
   /** Close a session with no payload for this long with 1000 (`--session-idle-timeout`). */
   idleTimeoutMs?: number;
+  /** Told of every session's start and end (`--metrics`). */
+  observer?: Observer;
 }
 
 /** The live sessions of one server. */
@@ -48,6 +51,8 @@ export interface Sessions {
   open(ws: WsConn, target: Target, info: ConnInfo, token?: string, release?: () => void): void;
   /** The number of sessions still running. */
   readonly size: number;
+  /** The live sessions' bytes so far; zeros without an `observer`. */
+  liveBytes(): LiveBytes;
   /** Closes every session with 1001 and waits for them to end. */
   shutdown(): Promise<void>;
 }
@@ -68,6 +73,9 @@ export interface Sessions {
 export function createSessions(options: SessionOptions): Sessions {
   const { log } = options;
   const running = new Map<WsConn, Promise<void>>();
+  // Only with an observer: each live session's byte counts, read at scrape time.
+  const { observer } = options;
+  const live = observer && new Map<WsConn, Omit<BridgeStats, "close">>();
   const stop = new StopSignal();
   const limits = createSessionLimits({
     maxDurationMs: options.maxDurationMs,
@@ -89,12 +97,21 @@ export function createSessions(options: SessionOptions): Sessions {
     // The label only: the session keeps no whole token.
     const label = token === undefined ? undefined : tokenLabel(token);
     let recorder: Recorder | undefined;
-    const live: LiveStats | undefined = limits &&
-      { clientBytes: 0, targetBytes: 0, connected: false };
-    const watched = live && limits?.watch(ws, live);
+    // Live counts for the session limits and the metrics, when either is on.
+    const counts = limits || live ? newCounts() : undefined;
+    const watched = limits && counts && limits.watch(ws, counts);
     const end = async (stats?: BridgeStats, error?: unknown) => {
       if (watched) limits?.unwatch(watched);
       release?.();
+      if (live && counts) {
+        // In one step with leaving `live`, so a scrape counts these bytes once.
+        live.delete(ws);
+        observer!.closed(
+          counts.clientBytes,
+          counts.targetBytes,
+          (performance.now() - started) / 1000,
+        );
+      }
       try {
         await recorder?.close();
         if (stats) logClose(info, target, label, stats, started);
@@ -121,13 +138,17 @@ export function createSessions(options: SessionOptions): Sessions {
           client_cn: info.peerCn,
         },
       );
+      if (live && counts) {
+        live!.set(ws, counts);
+        observer!.opened();
+      }
       recorder = options.record?.(info.id);
       if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
       return bridge(ws, connectTo(options.connect, target, info), {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
         tap: tapFor(log.traffic, recorder),
-        stats: live,
+        counts,
       }).then((stats) => end(stats), (error) => end(undefined, error));
     } catch (error) {
       return end(undefined, error);
@@ -172,6 +193,15 @@ export function createSessions(options: SessionOptions): Sessions {
     },
     get size() {
       return running.size;
+    },
+    liveBytes() {
+      let toTarget = 0;
+      let toClient = 0;
+      for (const counts of live?.values() ?? []) {
+        toTarget += counts.clientBytes;
+        toClient += counts.targetBytes;
+      }
+      return { toTarget, toClient };
     },
     async shutdown() {
       stop.abort();

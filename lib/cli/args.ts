@@ -133,6 +133,8 @@ export interface CliRun {
   /** `--web` directory, as given. */
   readonly web?: string;
   readonly fileOnly: boolean;
+  /** `--metrics`: where to serve `/metrics`, `/healthz` and `/readyz`. */
+  readonly metrics?: NetAddr;
   readonly lifecycle: CliLifecycle;
   readonly admission: CliAdmission;
 }
@@ -267,10 +269,23 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
     traffic: values.traffic ?? false,
     preferIpv6: values["prefer-ipv6"] ?? false,
     heartbeat,
+    // Only when given: the parsed options of older command lines stay as they were.
+    ...values.metrics === undefined ? {} : { metrics: metricsArg(values.metrics) },
     handshakeTimeout: values["handshake-timeout"] === undefined
       ? HANDSHAKE_TIMEOUT_MS / 1000
       : integer("handshake-timeout", values["handshake-timeout"]),
     lifecycle,
     admission: admissionArgs(values),
   };
+}
+
+/** `--metrics=[ADDR:]PORT`; a port alone listens on 127.0.0.1 only. */
+function metricsArg(value: string): NetAddr {
+  let addr: NetAddr;
+  try {
+    addr = parseListen(value);
+  } catch {
+    throw new UsageError(`option --metrics: invalid address '${value}' (use [ADDR:]PORT)`);
+  }
+  return value.includes(":") ? addr : { hostname: "127.0.0.1", port: addr.port };
 }

@@ -229,6 +229,11 @@ export const OPTIONS = {
     arg: "N",
     help: "serve the port from N processes (default 1), to use more cores",
   },
+  metrics: {
+    type: "string",
+    arg: "[ADDR:]PORT",
+    help: "serve /metrics, /healthz, /readyz on PORT (ADDR default 127.0.0.1)",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** `--ssl-version` values and the protocol versions they mean. */

@@ -30,6 +30,12 @@ export interface TokenPlugin {
   close?(): void | Promise<void>;
   /** Reads the source again on SIGHUP or `reload()`: see {@link Reload}. */
   reload?: Reload;
+  /**
+   * Resolves when the store answers (`/readyz`): a Redis ping, the API
+   * reachable, the file readable; rejects with the reason otherwise. Its
+   * time is bounded by the caller.
+   */
+  ready?(): Promise<void>;
 }
 
 /**
