@@ -18,6 +18,7 @@ import { type Logger, SILENT_LOGGER } from "../lib/log.ts";
 import { type Lifecycle, watchLifecycle } from "../lib/process/lifecycle.ts";
 import { createSessions } from "../lib/bridge/sessions.ts";
 import { parseTarget } from "../lib/target.ts";
+import { MAX_TIMER_MS } from "../lib/limits.ts";
 import type { NetAddr, Target, TargetConn } from "../lib/types.ts";
 
 /** Options for {@link websockify}. */
@@ -93,8 +94,28 @@ export interface Websockify {
   readonly connections: number;
   /** Settles when the server has stopped, by `close()` or by itself. */
   readonly closed: Promise<void>;
+  /** True from the start of {@link Websockify.drain}: not ready for new clients. */
+  readonly draining: boolean;
   /** Stops listening, closes sessions with 1001 and waits for them. */
   close(): Promise<void>;
+  /**
+   * Drains for a rolling deploy: stops listening at once (new clients are
+   * refused, `draining` turns true), lets live sessions run for up to
+   * `timeoutSeconds`, then closes the rest with 1001. Resolves once the
+   * server is closed, as soon as the last session ends. With 0 it closes
+   * at once; `close()` during a drain ends it at once.
+   *
+   * @example
+   * ```ts
+   * import { websockify } from "./websockify.ts";
+   *
+   * const proxy = await websockify({ target: "127.0.0.1:5900" });
+   * const drained = proxy.drain(30); // e.g. on SIGTERM
+   * console.log(proxy.draining); // true: report not-ready
+   * await drained; // no session was open: resolves at once
+   * ```
+   */
+  drain(timeoutSeconds: number): Promise<void>;
 }
 
 /**
@@ -112,7 +133,10 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
     // Sessions run once the server listens, and `lifecycle` is set by then.
-    onSessionEnd: () => lifecycle.sessionEnded(),
+    onSessionEnd: () => {
+      lifecycle.sessionEnded();
+      if (draining && sessions.size === 0) void close();
+    },
   });
   const web = options.web === undefined ? undefined : {
     root: await resolveWebRoot(options.web),
@@ -147,13 +171,37 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   let closing: Promise<void> | undefined;
+  let draining = false;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  // Sessions still live when a drain was cut short (window over, or close()).
+  let cut = 0;
   const close = () =>
     closing ??= (async () => {
+      if (draining) cut = sessions.size;
+      clearTimeout(drainTimer);
       lifecycle.dispose();
       await Promise.all([listener.close(), sessions.shutdown()]);
       await options.tokenPlugin?.close?.();
       markClosed();
     })();
+  let drained: Promise<void> | undefined;
+  const drain = (timeoutSeconds: number) => {
+    if (closing && !drained) return close();
+    return drained ??= (async () => {
+      draining = true;
+      const started = Date.now();
+      const live = sessions.size;
+      log.info(`Draining ${live} session(s) for up to ${timeoutSeconds} s`);
+      void listener.close();
+      if (live === 0 || !(timeoutSeconds > 0)) void close();
+      else {
+        drainTimer = setTimeout(close, Math.min(timeoutSeconds * 1000, MAX_TIMER_MS));
+      }
+      await closed;
+      const seconds = ((Date.now() - started) / 1000).toFixed(3);
+      log.info(`Drain over after ${seconds} s: ${cut} of ${live} session(s) cut with 1001`);
+    })();
+  };
   const lifecycle: Lifecycle = watchLifecycle(
     { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
     {
@@ -170,8 +218,12 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     get connections() {
       return listener.connections;
     },
+    get draining() {
+      return draining;
+    },
     closed,
     close,
+    drain,
   };
 }
 

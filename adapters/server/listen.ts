@@ -28,7 +28,7 @@ import type {
   UpgradeDecision,
 } from "../../lib/types.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../lib/limits.ts";
-import { bind, type ListenAt } from "./bind.ts";
+import { bind, type ListenAt, releaseInherited } from "./bind.ts";
 import { HandshakeDeadline } from "./deadline.ts";
 import { answer, toRequest } from "./respond.ts";
 import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
@@ -221,13 +221,18 @@ export async function listenNode(
     sniff(sock, deadline, (first, release) => route(sock, info, first, release));
   });
   const addr = await bind(server, options.at);
+  let stopped: Promise<void> | undefined;
   return {
     addr,
     get connections() {
       return connections;
     },
     close() {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Once: a second server.close() after "close" was emitted would never call back.
+      if (!stopped) {
+        stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        releaseInherited(options.at);
+      }
       for (const sock of pending.keys()) sock.destroy();
       return stopped;
     },

@@ -19,6 +19,15 @@ export function integer(name: string, value: string | undefined): number {
   return Number(value);
 }
 
+/** A non-negative number of seconds, fractions allowed; 0 when not given. */
+export function seconds(name: string, value: string | undefined): number {
+  if (value === undefined) return 0;
+  if (!/^\d+(\.\d+)?$/.test(value)) {
+    throw new UsageError(`option --${name}: invalid non-negative number: '${value}'`);
+  }
+  return Number(value);
+}
+
 /** `--workers=N`, checked against what cannot be shared between processes. */
 function workerCount(
   value: string | undefined,
@@ -94,6 +103,7 @@ export function lifecycleArgs(
     runOnce: flag("run-once"),
     timeout: integer("timeout", text("timeout")),
     idleTimeout: integer("idle-timeout", text("idle-timeout")),
+    drainTimeout: seconds("drain-timeout", text("drain-timeout")),
     logFile: text("log-file"),
     syslog: text("syslog"),
     legacySyslog: flag("legacy-syslog"),
