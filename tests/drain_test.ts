@@ -200,7 +200,9 @@ describe("--drain-timeout", () => {
     for (let i = 0; i < 6; i++) clients.push(await openClient(port));
     for (const [i, ws] of clients.entries()) await flows(ws, 1024, i);
     signal(proc, "SIGTERM");
-    await waitFor(() => /Draining [1-9]\d* session\(s\)/.test(proc.stderr), 10000, "draining");
+    // Each worker drains its own sessions: one start line per worker.
+    const starts = () => proc.stderr.match(/Draining \d+ session\(s\) for up to 60 s/g) ?? [];
+    await waitFor(() => starts().length === 2, 10000, "both workers draining");
     await untilRefused(port);
     for (const [i, ws] of clients.entries()) await flows(ws, 65536, i);
     const started = Date.now();
@@ -208,6 +210,10 @@ describe("--drain-timeout", () => {
     assert.equal(await within(30000, proc.exited, "exit after the last session"), 0);
     assert.ok(Date.now() - started < 40000, "well before the window ends");
     assert.doesNotMatch(proc.stderr, /restarting/);
+    assert.equal(
+      (proc.stderr.match(/Drain over after [\d.]+ s: 0 of \d+ session/g) ?? []).length,
+      2,
+    );
   });
 });
 
