@@ -138,7 +138,7 @@ export const OPTIONS = {
   "drain-timeout": {
     type: "string",
     arg: "SECONDS",
-    help: "on SIGTERM stop accepting, let sessions run up to SECONDS, then close (default 0)",
+    help: "on SIGTERM stop accepting; let sessions end within SECONDS (default 0)",
   },
   "log-file": { type: "string", arg: "FILE", help: "also log to FILE (reopened on SIGHUP)" },
   "log-format": {
