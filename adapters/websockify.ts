@@ -23,7 +23,7 @@ import { createSessions } from "../lib/bridge/sessions.ts";
 import { reloadAll, type ReloadStep } from "../lib/process/reload.ts";
 import { guardTargets, parseTargetRules, type TargetRule } from "../lib/plugins/target_rules.ts";
 import { lookupAddresses } from "./connect/resolve.ts";
-import { READY_CHECK_MS } from "../lib/limits.ts";
+import { MAX_TIMER_MS, READY_CHECK_MS } from "../lib/limits.ts";
 import {
   checkReadiness,
   metricsListenError,
@@ -209,7 +209,7 @@ export interface Websockify {
   readonly connections: number;
   /** Where `/metrics` is served, with the `metrics` option (not in a worker). */
   readonly metricsAddr?: NetAddr;
-  /** True while draining (`--drain-timeout`): not ready, no new sessions. */
+  /** True from the start of {@link Websockify.drain}: not ready, no new sessions. */
   readonly draining: boolean;
   /** Settles when the server has stopped, by `close()` or by itself. */
   readonly closed: Promise<void>;
@@ -233,6 +233,24 @@ export interface Websockify {
    * ```
    */
   reload(): Promise<ReloadPart[]>;
+  /**
+   * Drains for a rolling deploy: stops listening at once (new clients are
+   * refused, `draining` turns true), lets live sessions run for up to
+   * `timeoutSeconds`, then closes the rest with 1001. Resolves once the
+   * server is closed, as soon as the last session ends. With 0 it closes
+   * at once; `close()` during a drain ends it at once.
+   *
+   * @example
+   * ```ts
+   * import { websockify } from "./websockify.ts";
+   *
+   * const proxy = await websockify({ target: "127.0.0.1:5900" });
+   * const drained = proxy.drain(30); // e.g. on SIGTERM
+   * console.log(proxy.draining); // true: report not-ready
+   * await drained; // no session was open: resolves at once
+   * ```
+   */
+  drain(timeoutSeconds: number): Promise<void>;
 }
 
 /**
@@ -266,7 +284,10 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     heartbeatMs: (options.heartbeat ?? 0) * 1000,
     record: options.record === undefined ? undefined : fileRecorder(options.record, log),
     // Sessions run once the server listens, and `lifecycle` is set by then.
-    onSessionEnd: () => lifecycle.sessionEnded(),
+    onSessionEnd: () => {
+      lifecycle.sessionEnded();
+      if (draining && sessions.size === 0) void close();
+    },
     maxDurationMs: (options.maxSessionDuration ?? 0) * 1000,
     idleTimeoutMs: (options.sessionIdleTimeout ?? 0) * 1000,
   });
@@ -315,7 +336,6 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   metrics?.watch(sessions);
   let closing: Promise<void> | undefined;
   let stoppedListening = false;
-  // deno-lint-ignore prefer-const -- set by --drain-timeout
   let draining = false;
   let metricsServer: Closable | undefined;
   let metricsAddr: NetAddr | undefined;
@@ -341,13 +361,36 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   }
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  // Sessions still live when a drain was cut short (window over, or close()).
+  let cut = 0;
   const close = () =>
     closing ??= (async () => {
+      if (draining) cut = sessions.size;
+      clearTimeout(drainTimer);
       lifecycle.dispose();
       await Promise.all([listener.close(), sessions.shutdown(), metricsServer?.close()]);
       await options.tokenPlugin?.close?.();
       markClosed();
     })();
+  let drained: Promise<void> | undefined;
+  const drain = (timeoutSeconds: number) => {
+    if (closing && !drained) return close();
+    return drained ??= (async () => {
+      draining = true;
+      const started = Date.now();
+      const live = sessions.size;
+      log.info(`Draining ${live} session(s) for up to ${timeoutSeconds} s`);
+      void listener.close();
+      if (live === 0 || !(timeoutSeconds > 0)) void close();
+      else {
+        drainTimer = setTimeout(close, Math.min(timeoutSeconds * 1000, MAX_TIMER_MS));
+      }
+      await closed;
+      const seconds = ((Date.now() - started) / 1000).toFixed(3);
+      log.info(`Drain over after ${seconds} s: ${cut} of ${live} session(s) cut with 1001`);
+    })();
+  };
   const lifecycle: Lifecycle = watchLifecycle(
     { runOnce: options.runOnce, timeout: options.timeout, idleTimeout: options.idleTimeout, log },
     {
@@ -388,6 +431,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     closed,
     close,
     reload,
+    drain,
   };
 }
 

@@ -127,6 +127,9 @@ export const LIFECYCLE_TICK_MS = 1000;
 /** After a signal, how long the sessions (or workers) get before the process exits anyway. */
 export const STOP_GRACE_MS = 5000;
 
+/** The longest delay a timer takes on every runtime; longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A worker that exited is started again this much later. */
 export const WORKER_RESTART_DELAY_MS = 1000;
 

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
@@ -28,6 +28,16 @@ export { RUNTIME };
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
+
+/** The absolute path of `program` on PATH, or undefined. */
+export function which(program: string): string | undefined {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${program}`], { encoding: "utf8" }).trim() ||
+      undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

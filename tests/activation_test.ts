@@ -4,7 +4,6 @@
  * the repository root that noVNC's `utils/novnc_proxy` starts.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -23,19 +22,10 @@ import {
   startEchoServer,
   type TcpServer,
   waitFor,
+  which,
   within,
 } from "./_harness.ts";
 import { after, before, describe, needs, test } from "./_skip.ts";
-
-/** The absolute path of `program` on PATH, or undefined. */
-function which(program: string): string | undefined {
-  try {
-    return execFileSync("sh", ["-c", `command -v ${program}`], { encoding: "utf8" }).trim() ||
-      undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const ACTIVATE = which("systemd-socket-activate");
 const NOVNC_PROXY = "/usr/share/novnc/utils/novnc_proxy";

@@ -1,7 +1,8 @@
 /**
  * The `websockify` command as a function: parses arguments, starts the
  * proxy, logs to stderr, reloads on SIGHUP and ends with 0 on SIGINT/SIGTERM
- * after closing sessions with 1001. Every start-up problem is one `websockify: error:`
+ * after closing sessions with 1001 (on SIGTERM after draining them, with
+ * `--drain-timeout`). Every start-up problem is one `websockify: error:`
  * line and a non-zero status. `cli.ts` runs it on this process; tests run
  * it on a host of their own.
  *
@@ -28,7 +29,7 @@ import { CliExit, type CliHost, fail, usageError } from "./host.ts";
 import { type CliLogs, openLogs } from "./logs.ts";
 import { type HupTargets, reloadOnHup } from "./reload.ts";
 import { type Signals, signalsOf } from "./signals.ts";
-import { STOP_GRACE_MS } from "../../lib/limits.ts";
+import { MAX_TIMER_MS, STOP_GRACE_MS } from "../../lib/limits.ts";
 import { socketActivated } from "../../lib/process/activation.ts";
 import { startServer } from "./startup.ts";
 import { metricsListenError, samePortError } from "../../lib/metrics.ts";
@@ -153,27 +154,49 @@ async function run(
     let status = 0; // the wrapped program's, with --wrap-mode=exit
     let workers: Workers | undefined;
     let grace: ReturnType<typeof setTimeout> | undefined;
+    const giveUp = () => {
+      removeDir();
+      resolve(status);
+    };
     server.closed.then(() => Promise.all([wrap?.stop(), workers?.stop()])).then(() => logs.close())
       .then(() => {
         clearTimeout(grace);
-        removeDir();
-        resolve(status);
+        giveUp();
       });
     let stopping = false;
+    let draining = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) return drainEnds(signal) && stopNow(signal);
       stopping = true;
+      const drain = signal === "SIGTERM" ? lifecycle.drainTimeout : 0;
+      // Bounded: a session that does not close in time is cut, after the drain window.
+      grace = setTimeout(giveUp, graceMs(drain));
+      grace.unref();
+      if (drain > 0) {
+        draining = true;
+        log.info(`Got ${signal}`);
+        void server.drain(drain);
+        workers?.stop("SIGTERM");
+        // The wrapped program is the sessions' target: it stops once they have ended.
+        return;
+      }
       log.info(`Got ${signal}, closing ${server.sessions} session(s)`);
-      // Bounded: a session that does not close in time is cut.
-      grace = setTimeout(() => {
-        removeDir();
-        resolve(status);
-      }, STOP_GRACE_MS);
+      server.close();
+      wrap?.stop();
+      workers?.stop("SIGINT");
+    };
+    /** A second signal during a drain: close what is left at once. */
+    const stopNow = (signal: string) => {
+      draining = false;
+      log.info(`Got ${signal} while draining, closing ${server.sessions} session(s)`);
+      clearTimeout(grace);
+      grace = setTimeout(giveUp, STOP_GRACE_MS);
       grace.unref();
       server.close();
       wrap?.stop();
-      workers?.stop();
+      workers?.stop("SIGINT");
     };
+    const drainEnds = (signal: string) => draining && secondSignalEndsDrain(signal);
     // Before the banner: whoever reads "Listen on" may signal at once.
     signals.onStop(stop);
 
@@ -235,14 +258,28 @@ async function superviseCluster(
   if (isDaemonChild()) daemonReady();
   return new Promise((resolve) => {
     let stopping = false;
+    let draining = false;
+    let grace: ReturnType<typeof setTimeout> | undefined;
     signals.onStop((signal) => {
-      if (stopping) return;
+      if (stopping && !(draining && secondSignalEndsDrain(signal))) return;
+      clearTimeout(grace);
+      const drain = !stopping && signal === "SIGTERM" ? lifecycle.drainTimeout : 0;
+      const verb = drain > 0
+        ? `draining ${lifecycle.workers} workers for up to ${drain} s`
+        : `stopping ${lifecycle.workers} workers`;
+      log.info(`Got ${signal}${stopping ? " while draining" : ""}, ${verb}`);
+      draining = drain > 0;
+      // Workers do not restart once stopping; SIGINT cuts their drains short.
+      grace = setTimeout(() => resolve(0), graceMs(drain));
+      grace.unref();
+      if (stopping) return void workers.stop("SIGINT");
       stopping = true;
-      log.info(`Got ${signal}, stopping ${lifecycle.workers} workers`);
-      setTimeout(() => resolve(0), STOP_GRACE_MS).unref();
-      Promise.all([workers.stop(), metrics?.close()]).then(() => logs.close()).then(() =>
-        resolve(0)
-      );
+      workers.stop(drain > 0 ? "SIGTERM" : "SIGINT").then(() => metrics?.close()).then(() =>
+        logs.close()
+      ).then(() => {
+        clearTimeout(grace);
+        resolve(0);
+      });
     });
   });
 }
@@ -251,4 +288,18 @@ async function superviseCluster(
 function metricsUrl(addr: NetAddr): string {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   return `http://${host}:${addr.port}/metrics`;
+}
+
+/** How long after a stop signal the process exits anyway: the drain window, then the grace. */
+function graceMs(drainSeconds: number): number {
+  return Math.min(drainSeconds * 1000 + STOP_GRACE_MS, MAX_TIMER_MS);
+}
+
+/**
+ * Whether a second signal during a drain ends it at once. A worker takes
+ * only SIGINT: under systemd a SIGTERM reaches every process of the unit
+ * and the supervisor forwards its own, so a worker sees it twice.
+ */
+function secondSignalEndsDrain(signal: string): boolean {
+  return signal === "SIGINT" || workerNumber() === 0;
 }

@@ -80,8 +80,11 @@ export async function probePort(
 
 /** A group of worker processes. */
 export interface Workers {
-  /** Stops every worker (SIGTERM) and waits for them. */
-  stop(): Promise<void>;
+  /**
+   * Sends `signal` to every worker (SIGTERM drains with `--drain-timeout`,
+   * SIGINT closes at once), never restarts them again, and waits for them.
+   */
+  stop(signal?: "SIGTERM" | "SIGINT"): Promise<void>;
   /** Sends SIGHUP to every live worker: each reloads itself. */
   reload(): void;
 }
@@ -130,13 +133,13 @@ export function startWorkers(
   };
   for (let k = first; k <= n; k++) start(k);
   return {
-    async stop() {
+    async stop(signal = "SIGTERM") {
       stopping = true;
       const exits = [...live.values()].map((child) =>
         new Promise((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve(undefined);
           child.once("exit", resolve);
-          child.kill("SIGTERM");
+          child.kill(signal);
         })
       );
       await Promise.all(exits);

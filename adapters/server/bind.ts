@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { UNIX_PROBE_MS } from "../../lib/limits.ts";
 import type { NetAddr } from "../../lib/types.ts";
+import { RUNTIME } from "../runtime.ts";
 
 /** Where to listen: a TCP address, a unix socket path, or an inherited fd. */
 export type ListenAt =
@@ -34,6 +35,23 @@ export async function resolveHost(hostname: string, preferIpv6 = false): Promise
   const all = await dns.lookup(hostname, { all: true });
   const first = preferIpv6 ? 6 : 4;
   return (all.find((a) => a.family === first) ?? all[0]!).address;
+}
+
+/**
+ * Call right after `server.close()`: Node's libuv never closes fds 0-2, so
+ * an inherited listening socket there (`--inetd`'s fd 0) would stay open and
+ * the kernel would go on queueing clients for it. Deno and Bun close it
+ * themselves, and the fd may be reused since, so it is left alone there.
+ */
+export function releaseInherited(at: ListenAt): void {
+  if (RUNTIME !== "node" || !("fd" in at) || at.fd > 2) return;
+  try {
+    fs.closeSync(at.fd);
+    // Holds the fd, as dup2 would: a socket given it later would never be closed by libuv.
+    fs.openSync("/dev/null", "r");
+  } catch {
+    // Already closed.
+  }
 }
 
 /**

@@ -28,7 +28,7 @@ import type {
   UpgradeDecision,
 } from "../../lib/types.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../lib/limits.ts";
-import { bind, type ListenAt } from "./bind.ts";
+import { bind, type ListenAt, releaseInherited } from "./bind.ts";
 import { HandshakeDeadline } from "./deadline.ts";
 import { answer, toRequest } from "./respond.ts";
 import { clientCertRefusal, createTlsServer, tlsErrorText, type TlsOptions } from "./tls.ts";
@@ -275,6 +275,7 @@ export async function listenNode(
     }
     : undefined;
   const addr = await bind(server, options.at);
+  let stopped: Promise<void> | undefined;
   return {
     addr,
     get connections() {
@@ -282,7 +283,11 @@ export async function listenNode(
     },
     prepareTlsReload: tlsFiles?.prepareReload,
     close() {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Once: a second server.close() after "close" was emitted would never call back.
+      if (!stopped) {
+        stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        releaseInherited(options.at);
+      }
       for (const sock of pending.keys()) sock.destroy();
       return stopped;
     },

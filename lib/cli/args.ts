@@ -47,6 +47,8 @@ export interface CliLifecycle {
   readonly timeout: number;
   /** Seconds; 0 is off. */
   readonly idleTimeout: number;
+  /** Seconds SIGTERM lets sessions run before closing them; 0 closes at once. */
+  readonly drainTimeout: number;
   readonly logFile?: string;
   readonly syslog?: string;
   readonly legacySyslog: boolean;

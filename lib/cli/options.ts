@@ -204,6 +204,11 @@ export const OPTIONS = {
     arg: "N",
     help: "exit after N seconds without any connection",
   },
+  "drain-timeout": {
+    type: "string",
+    arg: "SECONDS",
+    help: "on SIGTERM stop accepting; let sessions end within SECONDS (default 0)",
+  },
   "log-file": { type: "string", arg: "FILE", help: "also log to FILE (reopened on SIGHUP)" },
   "log-format": {
     type: "string",

@@ -29,6 +29,15 @@ function positive(name: string, value: string | undefined): number {
   return Number(value);
 }
 
+/** A non-negative number of seconds, fractions allowed; 0 when not given. */
+export function seconds(name: string, value: string | undefined): number {
+  if (value === undefined) return 0;
+  if (!/^\d+(\.\d+)?$/.test(value)) {
+    throw new UsageError(`option --${name}: invalid non-negative number: '${value}'`);
+  }
+  return Number(value);
+}
+
 /** The admission limits (`lib/http/admission.ts`) and session limits. */
 export function admissionArgs(values: Record<string, string | boolean | undefined>): CliAdmission {
   const text = (name: string) => values[name] as string | undefined;
@@ -130,6 +139,7 @@ export function lifecycleArgs(
     runOnce: flag("run-once"),
     timeout: integer("timeout", text("timeout")),
     idleTimeout: integer("idle-timeout", text("idle-timeout")),
+    drainTimeout: seconds("drain-timeout", text("drain-timeout")),
     logFile: text("log-file"),
     syslog: text("syslog"),
     legacySyslog: flag("legacy-syslog"),
