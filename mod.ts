@@ -62,6 +62,7 @@ export {
 export { loadAuthPlugin, loadTokenPlugin, TOKEN_PLUGINS } from "./adapters/stores/plugins.ts";
 export type { TokenSource } from "./lib/plugins/token.ts";
 export type { PortRange, TargetRule } from "./lib/plugins/target_rules.ts";
+export type { Cidr } from "./lib/net/cidr.ts";
 export { AUTH_PLUGINS } from "./lib/plugins/auth.ts";
 export type { ConnInfo, NetAddr, Target, TargetConn } from "./lib/types.ts";
 

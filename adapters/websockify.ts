@@ -13,7 +13,6 @@ import type { TlsOptions } from "./server/tls.ts";
 import { absolutePaths, nodeFs, resolveWebRoot } from "./server/web_fs.ts";
 import { type Authenticate, createApp, type ResolveTarget } from "../lib/http/app.ts";
 import { createAdmission } from "../lib/http/admission.ts";
-import { parseCidr } from "../lib/cidr.ts";
 import { createAuthenticate } from "../lib/plugins/auth.ts";
 import type { AuthPlugin, TokenPlugin } from "../lib/plugins/plugins.ts";
 import { createTokenResolver, parseTokenFrom, type TokenSource } from "../lib/plugins/token.ts";
@@ -272,7 +271,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
   );
   const trustedProxies = options.trustedProxy === undefined
     ? undefined
-    : parseCidrList([options.trustedProxy].flat().join(","));
+    : parseCidrList(options.trustedProxy);
   const connect = options.connect ?? defaultConnect({ ca: options.targetCa });
   const withHeader: (target: Target, info: ConnInfo) => Promise<Conn> = options.targetProxyProtocol
     ? withProxyHeader(connect)
@@ -296,7 +295,7 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
     maxPerIp: options.maxConnectionsPerIp,
     maxPerToken: options.maxConnectionsPerToken,
     rateLimit: options.rateLimit,
-    allowClient: options.allowClient?.map(parseCidr),
+    allowClient: options.allowClient && parseCidrList(options.allowClient),
   });
   const web = options.web === undefined ? undefined : {
     root: await resolveWebRoot(options.web),

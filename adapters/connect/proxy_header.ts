@@ -15,8 +15,14 @@ import {
   UnspecProxyAddress,
   V2ProxyProtocol,
 } from "proxy-protocol-js";
-import { parseIp } from "../../lib/net/cidr.ts";
+import { parseIp, unmapped } from "../../lib/net/cidr.ts";
 import type { Conn, ConnInfo, Target } from "../../lib/types.ts";
+
+/** An IP address's bytes; an IPv4-mapped one (a dual-stack peer) as IPv4. */
+function ip(text: string): Uint8Array | undefined {
+  const bytes = parseIp(text);
+  return bytes && unmapped(bytes);
+}
 
 /** An IPv4 address (4 bytes) as its IPv4-mapped IPv6 address. */
 function mapped(bytes: Uint8Array): number[] {
@@ -40,12 +46,12 @@ function mapped(bytes: Uint8Array): number[] {
  * ```
  */
 export function proxyHeaderV2(info: Pick<ConnInfo, "remote" | "local">): Uint8Array {
-  const source = parseIp(info.remote.hostname);
+  const source = ip(info.remote.hostname);
   if (!source) {
     return new V2ProxyProtocol(Command.LOCAL, TransportProtocol.UNSPEC, new UnspecProxyAddress())
       .build();
   }
-  const local = info.local && parseIp(info.local.hostname);
+  const local = info.local && ip(info.local.hostname);
   const destination = local ?? new Uint8Array(source.length);
   const port = local ? info.local!.port : 0;
   const address = source.length === 4 && destination.length === 4

@@ -147,9 +147,8 @@ function crlfAt(bytes: Uint8Array, limit: number): number {
 
 /** A v1 address of the family the header names, or undefined. */
 function v1Peer(peer: { ipAddress: string; port: number }, size: number): NetAddr | undefined {
-  const bytes = parseIp(peer.ipAddress);
-  const mapped = size === 16 && bytes?.length === 4 && peer.ipAddress.includes(":");
-  if (!bytes || (bytes.length !== size && !mapped) || !(peer.port <= 65535)) return undefined;
+  // TCP4 names dotted IPv4 addresses, TCP6 IPv6 ones (IPv4-mapped too).
+  if (parseIp(peer.ipAddress)?.length !== size || !(peer.port <= 65535)) return undefined;
   return { hostname: peer.ipAddress, port: peer.port };
 }
 

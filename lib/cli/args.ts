@@ -223,7 +223,7 @@ export function parseCliArgs(argv: readonly string[], activated = false): CliOpt
   const trustedProxy = values["trusted-proxy"];
   if (trustedProxy !== undefined) {
     try {
-      if (parseCidrList(trustedProxy).length === 0) throw new TypeError("no address given");
+      parseCidrList(trustedProxy);
     } catch (error) {
       throw new UsageError(`option --trusted-proxy: ${(error as Error).message}`);
     }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseCidr } from "../cidr.ts";
+import { parseCidr } from "../net/cidr.ts";
 import { UsageError } from "../errors.ts";
 import { parseTarget } from "../target.ts";
 import type { Target } from "../types.ts";
@@ -44,9 +44,7 @@ export function admissionArgs(values: Record<string, string | boolean | undefine
   const allow = text("allow-client");
   const allowClient = allow?.split(",").map((block) => block.trim());
   for (const block of allowClient ?? []) {
-    try {
-      parseCidr(block);
-    } catch {
+    if (!parseCidr(block)) {
       throw new UsageError(`option --allow-client: invalid CIDR block: '${block}'`);
     }
   }

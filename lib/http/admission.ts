@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { addressKey, type Cidr, inCidrs } from "../cidr.ts";
+import { addressKey, type Cidr, cidrContains } from "../net/cidr.ts";
 import { BUSY_RETRY_AFTER_S } from "../limits.ts";
 import type { ConnInfo } from "../types.ts";
 import { RateLimiter } from "./rate_limit.ts";
@@ -126,7 +126,7 @@ export function createAdmission(options: AdmissionOptions): Admission | undefine
   }
 
   return {
-    allowed: (info) => !allowClient || inCidrs(info.remote.hostname, allowClient),
+    allowed: (info) => !allowClient || cidrContains(allowClient, info.remote.hostname),
     enter(info) {
       if (!counting) return undefined;
       if (maxConnections > 0 && live >= maxConnections) {

@@ -12,6 +12,7 @@ import type { ResolvedTarget, ResolveTarget } from "../http/app.ts";
 import { refuse, refuseFields } from "../http/refuse.ts";
 import { errorText, UsageError } from "../errors.ts";
 import { logEvent, type Logger, tokenLabel } from "../log.ts";
+import { type Cidr, cidrContains, parseCidr, parseIp } from "../net/cidr.ts";
 import { clientLabel, formatTarget } from "../target.ts";
 import type { Target } from "../types.ts";
 
@@ -27,8 +28,8 @@ export interface PortRange {
 export type TargetRule =
   /** A host name, lower case without a trailing dot; `wildcard`: any name below it. */
   | ({ readonly kind: "name"; readonly name: string; readonly wildcard: boolean } & PortRange)
-  /** An IP address or network: 4 or 16 bytes and a prefix length. */
-  | ({ readonly kind: "ip"; readonly bytes: Uint8Array; readonly prefix: number } & PortRange)
+  /** An IP address or network (`lib/net/cidr.ts`): 4 or 16 bytes and a prefix length. */
+  | ({ readonly kind: "ip" } & Cidr & PortRange)
   /** Unix socket paths below `dir` (normalised, ending in `/`). */
   | { readonly kind: "unix"; readonly dir: string };
 
@@ -82,12 +83,9 @@ function parseRule(text: string): TargetRule | undefined {
   }
   if (!ports) return undefined;
   const slash = host.indexOf("/");
-  const bytes = parseIp(slash < 0 ? host : host.slice(0, slash));
-  if (bytes) {
-    const bits = bytes.length * 8;
-    const prefix = slash < 0 ? bits : Number(host.slice(slash + 1));
-    if (slash >= 0 && !/^\d{1,3}$/.test(host.slice(slash + 1))) return undefined;
-    return prefix > bits ? undefined : { kind: "ip", bytes, prefix, ...ports };
+  if (parseIp(slash < 0 ? host : host.slice(0, slash))) {
+    const cidr = parseCidr(host);
+    return cidr && { kind: "ip", ...cidr, ...ports };
   }
   const name = host.toLowerCase().replace(/\.$/, "");
   const wildcard = name.startsWith("*.");
@@ -102,81 +100,6 @@ function parsePorts(text: string): PortRange | undefined {
   const low = Number(match[1]);
   const high = match[2] === undefined ? low : Number(match[2]);
   return low >= 1 && low <= high && high <= 65535 ? { low, high } : undefined;
-}
-
-/**
- * An IPv4 or IPv6 address as 4 or 16 bytes, or undefined when `text` is
- * not one (no zone ids, no shortened IPv4 forms).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseIp } from "./target_rules.ts";
- *
- * assert.deepEqual(parseIp("10.0.0.1"), new Uint8Array([10, 0, 0, 1]));
- * assert.equal(parseIp("::ffff:10.0.0.1")?.length, 16);
- * assert.equal(parseIp("vnc.example"), undefined);
- * ```
- */
-export function parseIp(text: string): Uint8Array | undefined {
-  return text.includes(":") ? parseIpv6(text) : parseIpv4(text);
-}
-
-function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^(?:0|[1-9]\d{0,2})$/.test(p) && +p <= 255)) {
-    return undefined;
-  }
-  return new Uint8Array(parts.map(Number));
-}
-
-function parseIpv6(text: string): Uint8Array | undefined {
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  // An IPv4 tail may end the address only: `::ffff:1.2.3.4`, not `1.2.3.4::`.
-  const groups = (half: string, last: boolean): number[] | undefined => {
-    if (half === "") return [];
-    const out: number[] = [];
-    const parts = half.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (last && i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseIpv4(part);
-        if (!v4) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(part)) out.push(parseInt(part, 16));
-      else return undefined;
-    }
-    return out;
-  };
-  const head = groups(halves[0]!, halves.length === 1);
-  const tail = halves.length === 2 ? groups(halves[1]!, true) : [];
-  if (!head || !tail) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  all.forEach((group, i) => {
-    bytes[2 * i] = group >> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
-}
-
-/** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it reaches. */
-function unmapped(bytes: Uint8Array): Uint8Array {
-  if (bytes.length !== 16 || bytes[10] !== 0xff || bytes[11] !== 0xff) return bytes;
-  return bytes.subarray(0, 10).every((b) => b === 0) ? bytes.subarray(12) : bytes;
-}
-
-function inNetwork(rule: { bytes: Uint8Array; prefix: number }, bytes: Uint8Array): boolean {
-  if (rule.bytes.length !== bytes.length) return false;
-  const whole = rule.prefix >> 3;
-  for (let i = 0; i < whole; i++) if (rule.bytes[i] !== bytes[i]) return false;
-  const rest = rule.prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (rule.bytes[whole]! & mask) === (bytes[whole]! & mask);
 }
 
 /**
@@ -202,12 +125,10 @@ export function allowsAddress(
   address: string,
   port: number,
 ): boolean {
-  const parsed = parseIp(address);
-  if (!parsed) return false;
-  const bytes = unmapped(parsed);
-  return rules.some((r) =>
-    r.kind === "ip" && port >= r.low && port <= r.high && inNetwork(r, bytes)
+  const ipRules = rules.flatMap((r) =>
+    r.kind === "ip" && port >= r.low && port <= r.high ? [r] : []
   );
+  return cidrContains(ipRules, address);
 }
 
 /** True when a name rule allows host name `hostname` on `port` (by name alone). */
