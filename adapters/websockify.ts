@@ -31,13 +31,7 @@ import {
   type Readiness,
   samePortError,
 } from "../lib/metrics.ts";
-import { createProxyMetrics } from "./metrics/registry.ts";
-import {
-  type Closable,
-  type MetricsSource,
-  serveMetrics,
-  serveWorkerReport,
-} from "./metrics/server.ts";
+import type { Closable, MetricsSource } from "./metrics/server.ts";
 import { parseTarget } from "../lib/target.ts";
 import { parseCidrList } from "../lib/net/cidr.ts";
 import type { Conn, ConnInfo, NetAddr, Target, TargetConn } from "../lib/types.ts";
@@ -260,7 +254,9 @@ export interface Websockify {
  */
 export async function websockify(options: WebsockifyOptions): Promise<Websockify> {
   const log = options.logger ?? SILENT_LOGGER;
-  const metrics = options.metrics && createProxyMetrics(options.tokenPlugin !== undefined);
+  // prom-client is loaded only with `metrics`: it costs start-up time and memory.
+  const metrics = options.metrics &&
+    (await import("./metrics/registry.ts")).createProxyMetrics(options.tokenPlugin !== undefined);
   const observer = metrics?.observer;
   const observedTokens = observer && options.tokenPlugin
     ? observeTokens(options.tokenPlugin, observer)
@@ -435,11 +431,12 @@ export async function websockify(options: WebsockifyOptions): Promise<Websockify
 }
 
 /** The metrics listener, or in a worker its socket for the process owning the port. */
-function startMetrics(
+async function startMetrics(
   options: MetricsOptions,
   proxy: NetAddr,
   source: MetricsSource,
 ): Promise<Closable & { addr?: NetAddr }> {
+  const { serveMetrics, serveWorkerReport } = await import("./metrics/server.ts");
   if (options.socket !== undefined) return serveWorkerReport(options.socket, source);
   const port = options.port ?? 0;
   if (port !== 0 && port === proxy.port) throw samePortError(port);

@@ -142,6 +142,15 @@ export const WRAP_GRACE_MS = 3000;
 /** How long a wrapped program is waited for after SIGKILL. */
 export const WRAP_KILL_WAIT_MS = 2000;
 
+/**
+ * The wrapped program's port is picked at random from WRAP_PORT_MIN up to the
+ * start of the ephemeral range, at most WRAP_PORT_TRIES times (then any free
+ * port); EPHEMERAL_LOW_DEFAULT is that start where the kernel does not say.
+ */
+export const WRAP_PORT_MIN = 10_000;
+export const WRAP_PORT_TRIES = 20;
+export const EPHEMERAL_LOW_DEFAULT = 32768;
+
 /** Upstream's respawn throttle: this many recent start times are kept... */
 export const RESPAWN_HISTORY = 3;
 

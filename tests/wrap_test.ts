@@ -292,6 +292,17 @@ describe("websockify -- PROGRAM", { skip: SKIP, timeout: 60000 }, () => {
     });
   }
 
+  test("the program's port is below the kernel's ephemeral range", async () => {
+    // An outgoing connection could otherwise take it before the program binds it.
+    const low = Number(
+      fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+    );
+    const { proc } = await wrapped([], ["0.0.0.0"]);
+    const started = await nthStart(proc);
+    assert.ok(started.port < low, `port ${started.port}, ephemeral from ${low}`);
+    assert.equal(await within(10000, proc.kill("SIGTERM"), "proxy exit"), 0, proc.stderr);
+  });
+
   test("--wrap-mode=exit (default) exits with the program's status", async () => {
     const { proc } = await wrapped([], ["0.0.0.0", "--exit=3"]);
     assert.equal(await within(10000, proc.exited, "proxy exit"), 3, proc.stderr);

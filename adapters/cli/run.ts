@@ -33,8 +33,8 @@ import { MAX_TIMER_MS, STOP_GRACE_MS } from "../../lib/limits.ts";
 import { socketActivated } from "../../lib/process/activation.ts";
 import { startServer } from "./startup.ts";
 import { metricsListenError, samePortError } from "../../lib/metrics.ts";
-import { processRegistry } from "../metrics/registry.ts";
-import { createWorkersDir, removeWorkersDir, serveMetrics } from "../metrics/server.ts";
+import type { serveMetrics } from "../metrics/server.ts";
+import { createWorkersDir, removeWorkersDir } from "../metrics/workers_dir.ts";
 import { METRICS_DIR_ENV } from "../process/workers.ts";
 
 export type { CliHost, CliSignal } from "./host.ts";
@@ -244,6 +244,9 @@ async function superviseCluster(
   const { log } = logs;
   let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   if (options.metrics) {
+    // Loaded only with --metrics: prom-client costs start-up time and memory.
+    const { processRegistry } = await import("../metrics/registry.ts");
+    const { serveMetrics } = await import("../metrics/server.ts");
     const registry = processRegistry();
     const json = () => registry.getMetricsAsJSON();
     const at = options.metrics;

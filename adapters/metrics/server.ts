@@ -104,19 +104,6 @@ export async function serveWorkerReport(file: string, source: MetricsSource): Pr
   };
 }
 
-/**
- * Makes the directory for the workers' metrics sockets: private (0700),
- * named after the supervisor's pid. {@link removeWorkersDir} removes it.
- */
-export function createWorkersDir(pid: number): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `websockify-metrics-${pid}-`));
-}
-
-/** Removes what {@link createWorkersDir} made, sockets included. */
-export function removeWorkersDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
 const JSON_TYPE = "application/json";
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {

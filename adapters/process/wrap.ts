@@ -14,9 +14,17 @@
  *
  * @module
  */
+import fs from "node:fs";
 import net from "node:net";
 import process from "node:process";
-import { RESPAWN_HISTORY, WRAP_GRACE_MS, WRAP_KILL_WAIT_MS } from "../../lib/limits.ts";
+import {
+  EPHEMERAL_LOW_DEFAULT,
+  RESPAWN_HISTORY,
+  WRAP_GRACE_MS,
+  WRAP_KILL_WAIT_MS,
+  WRAP_PORT_MIN,
+  WRAP_PORT_TRIES,
+} from "../../lib/limits.ts";
 import type { WrapMode } from "../../lib/cli/args.ts";
 import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -63,15 +71,18 @@ export interface Wrap {
   stop(): Promise<void>;
 }
 
-/** A port free on loopback in both families (dual-stack `::` when available). */
-async function freePort(): Promise<number> {
+/** Where Linux keeps its ephemeral port range, "LOW HIGH". */
+const EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/** `port` if free on loopback in both families (dual-stack `::` when available); 0: any. */
+async function freePort(port = 0): Promise<number> {
   let last: unknown;
   for (const host of ["::", "127.0.0.1"]) {
     try {
       return await new Promise<number>((resolve, reject) => {
         const server = net.createServer();
         server.once("error", reject);
-        server.listen(0, host, () => {
+        server.listen(port, host, () => {
           const { port } = server.address() as net.AddressInfo;
           server.close(() => resolve(port));
         });
@@ -81,6 +92,35 @@ async function freePort(): Promise<number> {
     }
   }
   throw last;
+}
+
+/** The first port of the kernel's ephemeral range (Linux), else the IANA default. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(fs.readFileSync(EPHEMERAL_RANGE_FILE, "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : EPHEMERAL_LOW_DEFAULT;
+  } catch {
+    return EPHEMERAL_LOW_DEFAULT;
+  }
+}
+
+/**
+ * The wrapped program's port. It is free when picked, but the program binds
+ * it a moment later, and meanwhile any outgoing connection on the machine may
+ * take it if it is ephemeral; so it is picked below the ephemeral range,
+ * where the kernel hands out none (random tries, then any free port).
+ */
+async function programPort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let i = 0; i < WRAP_PORT_TRIES && low > WRAP_PORT_MIN; i++) {
+    const port = WRAP_PORT_MIN + Math.floor(Math.random() * (low - WRAP_PORT_MIN));
+    try {
+      return await freePort(port);
+    } catch {
+      // Taken: try another.
+    }
+  }
+  return freePort();
 }
 
 /** Tries 127.0.0.1, then ::1, where an IPv6-only program ends up (see `rebind.c`). */
@@ -137,7 +177,7 @@ function startError(text: string, error: Error): string {
 export async function prepareWrap(options: WrapOptions): Promise<Wrap> {
   const { command, mode, log, graceMs = WRAP_GRACE_MS } = options;
   const so = await rebindLibrary(options.env);
-  const port = await freePort();
+  const port = await programPort();
   const text = commandText(command);
   const target: Target = { kind: "tcp", hostname: WRAP_HOSTS[0]!, port };
   let resolveEnded: (status: number) => void = () => {};
