@@ -209,6 +209,48 @@ describe("--metrics in one process", SLOW, () => {
   });
 });
 
+describe("refusals from the admission limits", SLOW, () => {
+  let echo: TcpServer;
+  before(async () => {
+    echo = await startEchoServer();
+  });
+  after(() => echo.close());
+
+  /** The status a WebSocket client gets instead of its 101. */
+  function refusedWith(port: number): Promise<number> {
+    const raw = `GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    return within(10000, rawHttp(port, raw), "refusal").then((res) => res.status);
+  }
+
+  test("are counted by status: 503 (server full), 403 (client not allowed)", async () => {
+    const full = await startProxy(`127.0.0.1:${echo.port}`, {
+      maxConnections: 1,
+      metrics: { port: 0 },
+    });
+    const closedDoor = await startProxy(`127.0.0.1:${echo.port}`, {
+      allowClient: ["10.0.0.0/8"],
+      metrics: { port: 0 },
+    });
+    try {
+      const ws = await openClient(full.addr.port, ["binary"]);
+      assert.equal(await refusedWith(full.addr.port), 503);
+      assert.equal(await refusedWith(closedDoor.addr.port), 403);
+      assert.equal(await refusedWith(closedDoor.addr.port), 403);
+      const one = (await get(full.metricsAddr!.port, "/metrics")).body;
+      assert.equal(sample(one, 'websockify_handshakes_refused_total{status="503"}'), 1);
+      assert.equal(sample(one, "websockify_sessions_active"), 1);
+      const other = (await get(closedDoor.metricsAddr!.port, "/metrics")).body;
+      assert.equal(sample(other, 'websockify_handshakes_refused_total{status="403"}'), 2);
+      ws.close();
+      await closed(ws);
+    } finally {
+      await Promise.all([full.close(), closedDoor.close()]);
+    }
+  });
+});
+
 describe("/readyz and a Redis token store", { ...SLOW, skip: REDIS_SKIP }, () => {
   let redis: RedisServer;
   let proxy: Websockify;
