@@ -7,11 +7,9 @@
  *
  * @module
  */
-import fs from "node:fs";
 import fsp from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { METRICS_WORKER_MS } from "../../lib/limits.ts";
 import type { Readiness } from "../../lib/metrics.ts";
