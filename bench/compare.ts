@@ -5,7 +5,8 @@
  *
  * Run: `node --import tsx bench/compare.ts [--mib 256] [--reps 5] CMD...`,
  * e.g. `"node /tmp/old/dist/cli.js" "node dist/cli.js"` with the old commit
- * checked out in a worktree at /tmp/old.
+ * checked out in a worktree at /tmp/old. Proxy options go in CMD, split at
+ * spaces: `"node dist/cli.js --metrics=9100"`.
  *
  * @module
  */

@@ -7,8 +7,9 @@
  * functions) from what the runtime keeps.
  *
  * Run: `node --import tsx bench/heap.ts [--runtime deno,bun,node] [--conns 9000]
- * [--root DIR]`; `--root` measures another checkout (e.g. an old commit in a
- * worktree, with `dist/` built and `node_modules` linked).
+ * [--root DIR] [--args="OPTIONS"]`; `--root` measures another checkout (e.g. an old
+ * commit in a worktree, with `dist/` built and `node_modules` linked); `--args` passes
+ * space-separated options to the proxy (before its addresses).
  *
  * @module
  */
@@ -35,11 +36,13 @@ const { values } = parseArgs({
     runtime: { type: "string", default: "deno,bun,node" },
     conns: { type: "string", default: "9000" },
     root: { type: "string", default: ROOT },
+    args: { type: "string", default: "" },
   },
 });
 const conns = Number(values.conns);
 const root = path.resolve(values.root);
 const runtimes = values.runtime.split(",") as ServerName[];
+const proxyArgs = values.args.split(" ").filter((a) => a !== "");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-heap-"));
 const report = path.join(dir, "report.json");
 const entry = path.join(ROOT, "bench", "_heap_entry.ts");
@@ -47,9 +50,13 @@ const bin = (tool: string) => path.join(ROOT, "node_modules", ".bin", tool);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function command(name: ServerName): string[] {
-  if (name === "deno") return [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", entry];
-  if (name === "bun") return [bin("bun"), entry];
-  if (name === "node") return [process.execPath, "--expose-gc", "--import", "tsx", entry];
+  if (name === "deno") {
+    return [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", entry, ...proxyArgs];
+  }
+  if (name === "bun") return [bin("bun"), entry, ...proxyArgs];
+  if (name === "node") {
+    return [process.execPath, "--expose-gc", "--import", "tsx", entry, ...proxyArgs];
+  }
   throw new Error(`heap.ts measures deno, bun and node, not ${name}`);
 }
 
@@ -73,7 +80,8 @@ async function usage(pid: number): Promise<Usage> {
 try {
   if (root === ROOT) buildDist();
   const target = await startTarget(conns * 2 + 1000);
-  console.log(`Memory per open connection, ${conns} connections, root ${root}:\n`);
+  const opts = proxyArgs.length > 0 ? `, options ${proxyArgs.join(" ")}` : "";
+  console.log(`Memory per open connection, ${conns} connections, root ${root}${opts}:\n`);
   console.log("| runtime | RSS KiB | heap used KiB | heap reserved KiB | external KiB |");
   console.log("| --- | --- | --- | --- | --- |");
   for (const name of runtimes) {
