@@ -118,8 +118,11 @@ function summarize(profile: Profile, count: number): string {
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<number, number>();
   let total = 0;
+  // Bun samples only while JavaScript runs and marks no idle time: its time
+  // deltas include the idle gaps, so each sample counts as one interval.
+  const sampledIdle = profile.nodes.some((n) => n.callFrame.functionName === "(idle)");
   for (const [i, id] of profile.samples.entries()) {
-    const dt = profile.timeDeltas[i] ?? 0;
+    const dt = sampledIdle ? profile.timeDeltas[i] ?? 0 : interval;
     self.set(id, (self.get(id) ?? 0) + dt);
     total += dt;
   }
