@@ -6,9 +6,12 @@
  * page faults show allocator trouble that throughput alone hides (it found
  * glibc handing back and re-faulting the Node proxy's read buffers).
  *
- * Run: `node --import tsx bench/cpu.ts [--runtime deno,bun,node] [--steps par,up,down]`,
- * steps from `seq` (500 handshakes one at a time), `par` (3000, 16 at a time),
- * `up` and `down` (256 MiB), each run in order.
+ * Run: `node --import tsx bench/cpu.ts [--runtime deno,bun,node] [--steps par,up,down]
+ * [--root DIR,DIR] [--reps N] [--args="OPTIONS"]`, steps from `seq` (500 handshakes one
+ * at a time), `par` (3000, 16 at a time), `up` and `down` (256 MiB), each run in order.
+ * `--root` measures several checkouts (e.g. an old commit extracted with `dist/` built
+ * and `node_modules` linked) in one run, alternating them `--reps` times per runtime;
+ * `--args` passes space-separated options to every proxy (before its addresses).
  *
  * @module
  */
@@ -23,6 +26,7 @@ import {
   buildDist,
   killAll,
   proxyCommand,
+  ROOT,
   type ServerName,
   startCommand,
   startTarget,
@@ -34,8 +38,14 @@ const { values } = parseArgs({
   options: {
     runtime: { type: "string", default: "deno,bun,node" },
     steps: { type: "string", default: "seq,par,up,down" },
+    root: { type: "string", default: ROOT },
+    reps: { type: "string", default: "1" },
+    args: { type: "string", default: "" },
   },
 });
+const roots = values.root.split(",").map((dir) => path.resolve(dir));
+const reps = Number(values.reps);
+const proxyArgs = values.args.split(" ").filter((a) => a !== "");
 const MIB = 256;
 const PHASE_MS = 60_000;
 
@@ -66,12 +76,31 @@ async function phase(
 const target = await startTarget(65536);
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-cpu-"));
 const runtimes = values.runtime.split(",") as ServerName[];
-if (runtimes.includes("node")) buildDist();
-console.log("CPU (user + system) and minor page faults per unit of work:\n");
-console.log("| runtime, step | rate | client | target | proxy |\n| --- | --- | --- | --- | --- |");
-for (const name of runtimes) {
-  const log = path.join(logDir, `${name}.log`);
-  const proxy = await startCommand(proxyCommand(name), "127.0.0.1:0", target.port, log, 65536);
+if (runtimes.includes("node") && roots.includes(path.resolve(ROOT))) buildDist();
+const opts = proxyArgs.length > 0 ? `, options ${proxyArgs.join(" ")}` : "";
+console.log(`CPU (user + system) and minor page faults per unit of work${opts}:\n`);
+roots.forEach((root, i) => console.log(`- root ${i + 1}: ${root}`));
+console.log(
+  "\n| runtime, step | rate | client | target | proxy |\n| --- | --- | --- | --- | --- |",
+);
+/** `name`'s proxy command, with its entry point (the last word) in `root`. */
+const commandIn = (name: ServerName, root: string) => {
+  const cmd = proxyCommand(name);
+  return [...cmd.slice(0, -1), path.join(root, cmd.at(-1)!), ...proxyArgs];
+};
+const runs = runtimes.flatMap((name) =>
+  Array.from({ length: reps }, () => roots.map((root, i) => ({ name, root, i }))).flat()
+);
+for (const { name: runtime, root, i } of runs) {
+  const name = roots.length > 1 ? `${runtime} (root ${i + 1})` : runtime;
+  const log = path.join(logDir, `${runtime}.log`);
+  const proxy = await startCommand(
+    commandIn(runtime, root),
+    "127.0.0.1:0",
+    target.port,
+    log,
+    65536,
+  );
   const ep: Endpoint = { kind: "ws", port: proxy.port };
   const pids: [string, number | "self"][] = [
     ["client", "self"],
