@@ -11,9 +11,10 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { proxyCommand, ROOT, type ServerName } from "./_proc.ts";
+import type { Config } from "./_suite.ts";
 
-function version(bin: string): string {
-  const out = spawnSync(bin, ["--version"], {
+function version(bin: string, flag = "--version"): string {
+  const out = spawnSync(bin, [flag], {
     encoding: "utf8",
     timeout: 15_000,
   });
@@ -35,7 +36,7 @@ function hasBufferutil(): boolean {
 }
 
 /** Markdown bullet lines describing this run. */
-export function environment(mib: number, conns: number, servers: ServerName[]): string {
+export function environment(config: Config, servers: ServerName[]): string {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1];
   const ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8"));
   const versions = servers.map((s) => {
@@ -43,6 +44,7 @@ export function environment(mib: number, conns: number, servers: ServerName[]): 
     if (s === "python") return `python websockify (${whereIs("websockify")})`;
     if (s === "node") return `node ${process.version}`;
     if (s === "relay") return `relay (bare node:net pipe, node ${process.version})`;
+    if (s === "lighttpd") return `${version(cmd[0]!, "-v").split(" ")[0]} mod_wstunnel`;
     const v = version(cmd[0]!).replace(/ \(.*\)$/, "");
     return v.startsWith(s) ? v : `${s} ${v}`;
   });
@@ -56,7 +58,9 @@ export function environment(mib: number, conns: number, servers: ServerName[]): 
       hasBufferutil() ? "yes" : "no"
     }, \`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}\`` +
     " (proxies run without it)",
-    `- Sizes: ${mib} MiB per direction in 64 KiB messages; ${conns} concurrent connections`,
+    `- Sizes: ${config.mib} MiB per direction in 64 KiB messages;` +
+    ` ${config.conns.join(" and ")} concurrent connections; ${config.reps} alternating` +
+    ` raw/proxy runs per cell; a fresh proxy process per group of measurements`,
     `- Load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}` +
     " (other processes add noise to the absolute numbers)",
   ].join("\n");

@@ -18,7 +18,10 @@ import { timeout } from "./_client.ts";
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 
 /** A proxy implementation under test. */
-export type ServerName = "deno" | "bun" | "node" | "relay" | "python";
+export type ServerName = "deno" | "bun" | "node" | "relay" | "python" | "lighttpd";
+
+/** The peers a user would pick instead: their failures are not this project's errors. */
+export const PEERS: readonly ServerName[] = ["python", "lighttpd"];
 
 /** The command that runs a proxy, before its arguments. */
 export function proxyCommand(name: ServerName): string[] {
@@ -28,6 +31,8 @@ export function proxyCommand(name: ServerName): string[] {
   // What `npx websockify` runs: the built JavaScript (see buildDist).
   if (name === "node") return [process.execPath, "dist/cli.js"];
   if (name === "relay") return [process.execPath, "--import", "tsx", "bench/_relay.ts"];
+  // Debian installs it in /usr/sbin, which is not on every user's PATH.
+  if (name === "lighttpd") return [onPath("lighttpd") ? "lighttpd" : "/usr/sbin/lighttpd"];
   return ["websockify"];
 }
 
@@ -40,13 +45,62 @@ export function proxyCommand(name: ServerName): string[] {
  */
 const STEADY = "glibc.malloc.trim_threshold=268435456";
 
-/** Re-runs this script with the steady glibc settings unless it has them. */
-export function steadyHarness(): void {
-  if (process.env.GLIBC_TUNABLES === STEADY) return;
+/** Which CPUs each side runs on; `note` says why nothing is pinned. */
+export interface Pinning {
+  proxy?: string;
+  harness?: string;
+  note: string;
+}
+
+const PIN_ENV = "WEBSOCKIFY_BENCH_PIN";
+/** The CPUs proxies start on (via `taskset`), once {@link steadyHarness} pinned. */
+let proxyCpus: string | undefined;
+
+/** The CPUs this process may run on, e.g. [0, 1, 2, 3]. */
+function allowedCpus(): number[] {
+  const text = fs.readFileSync("/proc/self/status", "utf8");
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(text)?.[1] ?? "";
+  return list.split(",").filter(Boolean).flatMap((range) => {
+    const [a, b = a] = range.split("-").map(Number) as [number, number?];
+    return Array.from({ length: b! - a + 1 }, (_, i) => a + i);
+  });
+}
+
+/** The proxy alone on the last allowed CPU, the runner and target on the others. */
+function planPinning(pin: boolean): Pinning {
+  if (!pin) return { note: "off (--no-pin)" };
+  if (!onPath("taskset")) return { note: "off (`taskset` is not on PATH)" };
+  const cpus = allowedCpus();
+  if (cpus.length < 2) return { note: `off (only CPU ${cpus.join("")} is allowed)` };
+  const proxy = String(cpus.at(-1));
+  const harness = cpus.slice(0, -1).join(",");
+  return {
+    proxy,
+    harness,
+    note: `proxy alone on CPU ${proxy}; client (runner) and target on CPU ${harness} (taskset)`,
+  };
+}
+
+/**
+ * Re-runs this script with the steady glibc settings unless it has them and,
+ * with `pin`, under `taskset` on the harness CPUs; proxies started later run
+ * on the CPU left to them. Returns the pinning in effect.
+ */
+export function steadyHarness(pin = false): Pinning {
+  const planned = process.env[PIN_ENV];
+  if (process.env.GLIBC_TUNABLES === STEADY && planned) {
+    const pinning = JSON.parse(planned) as Pinning;
+    proxyCpus = pinning.proxy;
+    return pinning;
+  }
+  const pinning = planPinning(pin);
   const args = [...process.execArgv, ...process.argv.slice(1)];
-  const result = spawnSync(process.execPath, args, {
+  const cmd = pinning.harness
+    ? ["taskset", "-c", pinning.harness, process.execPath, ...args]
+    : [process.execPath, ...args];
+  const result = spawnSync(cmd[0]!, cmd.slice(1), {
     stdio: "inherit",
-    env: { ...process.env, GLIBC_TUNABLES: STEADY },
+    env: { ...process.env, GLIBC_TUNABLES: STEADY, [PIN_ENV]: JSON.stringify(pinning) },
   });
   process.exit(result.status ?? 1);
 }
@@ -55,6 +109,7 @@ export function steadyHarness(): void {
 function proxyEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   if (env.GLIBC_TUNABLES === STEADY) delete env.GLIBC_TUNABLES;
+  delete env[PIN_ENV];
   return env;
 }
 
@@ -157,9 +212,39 @@ export async function startProxy(
   logFile: string,
   fds: number,
 ): Promise<Proc & { port: number }> {
-  // Upstream logs the port it was given, not the bound one: pick one for it.
-  const listen = name === "python" ? `127.0.0.1:${await freePort()}` : "127.0.0.1:0";
-  return startCommand(proxyCommand(name), listen, targetPort, logFile, fds);
+  if (name === "lighttpd") return startLighttpd(targetPort, logFile, fds);
+  if (name !== "python") {
+    return startCommand(proxyCommand(name), "127.0.0.1:0", targetPort, logFile, fds);
+  }
+  // Upstream logs the port it was given, not the bound one, and before it
+  // binds: pick a port for it, then wait until it accepts.
+  const proxy = await startCommand(
+    proxyCommand(name),
+    `127.0.0.1:${await freePort()}`,
+    targetPort,
+    logFile,
+    fds,
+  );
+  await untilAccepting(proxy.port, proxy);
+  return proxy;
+}
+
+/** Resolves once a TCP connect to `port` succeeds (closing it at once); 60 s at most. */
+async function untilAccepting(port: number, proc: Proc): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect({ host: "127.0.0.1", port }, () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (!proc.alive()) throw new Error(`the proxy on port ${port} exited`);
+    if (Date.now() > end) throw new Error(`nothing accepts on port ${port} after 60 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /**
@@ -173,23 +258,71 @@ export async function startCommand(
   logFile: string,
   fds: number,
 ): Promise<Proc & { port: number }> {
-  const name = cmd.join(" ");
+  const proc = spawnLogged([...cmd, listen, `127.0.0.1:${targetPort}`], logFile, fds);
+  const banner = await waitForLine(proc, logFile, /Listen on \S+:(\d+)/, cmd.join(" "));
+  return { ...proc, port: Number(banner[1]) };
+}
+
+/** Starts a proxy command (on the proxy CPU when pinned) with its output in `logFile`. */
+function spawnLogged(cmd: string[], logFile: string, fds: number): ReturnType<typeof track> {
   const log = fs.openSync(logFile, "w");
-  const proc = track(
-    [...cmd, listen, `127.0.0.1:${targetPort}`],
-    fds,
-    ["ignore", log, log],
-    proxyEnv(),
-  );
+  const pinned = proxyCpus === undefined ? cmd : ["taskset", "-c", proxyCpus, ...cmd];
+  const proc = track(pinned, fds, ["ignore", log, log], proxyEnv());
   fs.closeSync(log);
+  return proc;
+}
+
+/** Polls `file` for `pattern` for up to 60 s while `proc` runs. */
+async function waitForLine(
+  proc: ReturnType<typeof track>,
+  file: string,
+  pattern: RegExp,
+  name: string,
+): Promise<RegExpExecArray> {
   const end = Date.now() + 60_000;
   for (;;) {
-    const match = /Listen on \S+:(\d+)/.exec(fs.readFileSync(logFile, "utf8"));
-    if (match) return { ...proc, port: Number(match[1]) };
-    if (proc.child.exitCode !== null) throw new Error(`${name} exited; see ${logFile}`);
-    if (Date.now() > end) throw new Error(`${name} did not start in 60 s; see ${logFile}`);
+    const match = fs.existsSync(file) ? pattern.exec(fs.readFileSync(file, "utf8")) : null;
+    if (match) return match;
+    if (proc.child.exitCode !== null) throw new Error(`${name} exited; see ${file}`);
+    if (Date.now() > end) throw new Error(`${name} did not start in 60 s; see ${file}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * lighttpd with mod_wstunnel as the C peer, in the foreground on a free port.
+ * Its files go next to `logFile`. Idle limits are raised so that long runs
+ * and held connections are never cut; descriptors as many as the limit
+ * allows (lighttpd stops accepting at a high watermark below `server.max-fds`).
+ */
+async function startLighttpd(
+  targetPort: number,
+  logFile: string,
+  fds: number,
+): Promise<Proc & { port: number }> {
+  const port = await freePort();
+  const dir = path.dirname(logFile);
+  const base = logFile.replace(/\.log$/, "");
+  const maxFds = Math.min(fds, hardFdLimit());
+  const conf = [
+    `server.modules = ("mod_wstunnel")`,
+    `server.document-root = ${JSON.stringify(dir)}`,
+    `server.bind = "127.0.0.1"`,
+    `server.port = ${port}`,
+    `server.errorlog = ${JSON.stringify(`${base}.error.log`)}`,
+    `server.max-fds = ${maxFds}`,
+    `server.max-connections = ${Math.floor(maxFds / 2) - 16}`,
+    `server.max-read-idle = 3600`,
+    `server.max-write-idle = 3600`,
+    `wstunnel.server = ("" => (("host" => "127.0.0.1", "port" => ${targetPort})))`,
+    `wstunnel.frame-type = "binary"`,
+    "",
+  ].join("\n");
+  const confFile = `${base}.conf`;
+  fs.writeFileSync(confFile, conf);
+  const proc = spawnLogged(["lighttpd", "-D", "-f", confFile], logFile, fds);
+  await waitForLine(proc, `${base}.error.log`, /server started/, "lighttpd");
+  return { ...proc, port };
 }
 
 function freePort(): Promise<number> {
@@ -263,4 +396,51 @@ export function fdLimit(pid: number | "self" = "self"): number {
   const text = fs.readFileSync(`/proc/${pid}/limits`, "utf8");
   const value = /^Max open files\s+(\S+)/m.exec(text)?.[1];
   return value === "unlimited" ? Infinity : Number(value);
+}
+
+/** The hard limit on open files of this process. */
+export function hardFdLimit(): number {
+  const text = fs.readFileSync("/proc/self/limits", "utf8");
+  const value = /^Max open files\s+\S+\s+(\S+)/m.exec(text)?.[1];
+  return value === "unlimited" ? Infinity : Number(value);
+}
+
+/** CPU seconds and minor page faults of one process, from `/proc/PID/stat`. */
+export interface CpuTimes {
+  user: number;
+  system: number;
+  /** user + system of its children that have exited and been waited for */
+  children: number;
+  faults: number;
+}
+
+const USER_HZ = 100; // clock ticks per second in /proc/PID/stat on Linux
+
+/** {@link CpuTimes} of `pid`; zeros once it is gone. */
+export function cpuTimes(pid: number | "self"): CpuTimes {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    return {
+      user: f[11]! / USER_HZ,
+      system: f[12]! / USER_HZ,
+      children: (f[13]! + f[14]!) / USER_HZ,
+      faults: f[7]!,
+    };
+  } catch {
+    return { user: 0, system: 0, children: 0, faults: 0 };
+  }
+}
+
+/**
+ * User + system CPU seconds spent by `pid` and, with `tree`, by every process
+ * it forked: those still running (or not yet waited for) are read directly,
+ * those reaped are in `pid`'s children's times.
+ */
+export function cpuSeconds(pid: number, tree = false): number {
+  const own = (p: number) => {
+    const t = cpuTimes(p);
+    return t.user + t.system + (tree ? t.children : 0);
+  };
+  return tree ? [pid, ...descendants(pid)].reduce((sum, p) => sum + own(p), 0) : own(pid);
 }

@@ -1,22 +1,42 @@
 /**
- * Every measurement against one proxy, as table rows. Each one runs straight
- * to the target (raw) and through the proxy, alternating `reps` times so that
- * drift in machine load hits both sides alike; cells are medians.
+ * Every measurement against one proxy, as table rows. Each group of
+ * measurements (open connections, warm echo, echo right after start,
+ * handshakes, throughput) runs on a proxy process of its own, started fresh,
+ * so that what one group leaves behind (heap growth, compiled code) does not
+ * change the next. Within a group, runs straight to the target (raw) and
+ * through the proxy alternate `reps` times so that drift in machine load hits
+ * both sides alike; cells are medians.
  *
  * @module
  */
 import type { Endpoint } from "./_client.ts";
 import { download, handshakes, holdMany, latency, upload } from "./_measure.ts";
-import { memKiB, peakKiB, resetPeak } from "./_proc.ts";
+import {
+  cpuSeconds,
+  descendants,
+  fdLimit,
+  memKiB,
+  peakKiB,
+  type Proc,
+  resetPeak,
+} from "./_proc.ts";
 import type { Row } from "./_report.ts";
 
 /** Sizes of one run. */
 export interface Config {
   mib: number;
-  conns: number;
+  /** Open-connection counts, one memory measurement each. */
+  conns: number[];
   reps: number;
+  /** Echo round trips measured per run, each run after `warmupRounds` of its own. */
   rounds: number;
   warmupRounds: number;
+  /** Round trips on a fresh proxy before the warm echo runs. */
+  warmRounds: number;
+  /** Round trips measured right after a proxy starts. */
+  coldRounds: number;
+  /** Handshakes (4 at a time) that warm up both sides before handshakes and connections. */
+  warmupHandshakes: number;
   sequential: number;
   parallel: number;
   /** Upper bound on each latency and handshake phase. */
@@ -24,11 +44,23 @@ export interface Config {
   warmupMib: number;
 }
 
+/** A proxy under test: how to start a fresh one and how to talk to it. */
+export interface Server {
+  start(): Promise<Proc & { port: number }>;
+  kind: Endpoint["kind"];
+  /** Forks per connection: memory and CPU are summed over the process tree. */
+  tree: boolean;
+  /** The most open connections it can hold (fewer are measured). */
+  maxConns: number;
+}
+
 /** The two sides of a measurement: results, or the error text. */
 interface Both<T> {
   raw: T[] | string;
   proxy: T[] | string;
 }
+
+type Side = "raw" | "proxy";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,27 +85,69 @@ function sampleMax(read: () => number): () => number {
   };
 }
 
+/** Waits (up to 5 s) until `pid` has no child processes left, so their CPU time is counted. */
+async function childrenGone(pid: number): Promise<void> {
+  const end = Date.now() + 5000;
+  while (descendants(pid).length > 0 && Date.now() < end) await sleep(50);
+}
+
+/** The row names of each group, also used for its ERROR rows when it fails as a whole. */
+export function rowNames(config: Config, maxConns: number): string[][] {
+  const { mib } = config;
+  const conns = config.conns.map((n) => {
+    const held = Math.min(n, maxConns);
+    return [
+      `${held} conns: open + echo all, ms`,
+      `proxy RSS idle, MiB`,
+      `proxy RSS with ${held} open, MiB`,
+      `proxy KiB per open connection (${held} open)`,
+    ];
+  });
+  return [
+    ...conns,
+    [
+      `echo p50, warm (after ${config.warmRounds} round trips), µs`,
+      `echo p99, warm, µs`,
+    ],
+    [
+      `echo p50, first ${config.coldRounds} round trips after start, µs`,
+      `echo p99, first ${config.coldRounds} round trips after start, µs`,
+    ],
+    [
+      "handshakes sequential, conn/s",
+      "proxy CPU per connect+echo+close, sequential, ms",
+      "handshakes 16-way, conn/s",
+      "proxy CPU per connect+echo+close, 16-way, ms",
+    ],
+    [
+      `up ${mib} MiB, MiB/s`,
+      `proxy peak RSS during up, MiB`,
+      `down ${mib} MiB, MiB/s`,
+      `proxy peak RSS during down, MiB`,
+    ],
+  ];
+}
+
 /**
  * Runs a proxy's measurements; failures become "ERROR" cells and `errors`
- * lines. `tree`: memory is the PSS of the process tree (forking servers).
+ * lines. Every proxy started here is stopped before this returns.
  */
 export async function measure(
-  pid: number,
-  tree: boolean,
+  server: Server,
   raw: Endpoint,
-  via: Endpoint,
   config: Config,
   errors: string[],
 ): Promise<Row[]> {
-  const { mib, phaseMs, conns } = config;
-  const both = async <T>(name: string, reps: number, fn: (ep: Endpoint) => Promise<T>) => {
+  const { phaseMs, reps } = config;
+  const mem = (pid: number) => memKiB(pid, server.tree);
+  const both = async <T>(name: string, times: number, fn: (side: Side) => Promise<T>) => {
     const out: Both<T> = { raw: [], proxy: [] };
-    for (let i = 0; i < reps; i++) {
+    for (let i = 0; i < times; i++) {
       for (const side of ["raw", "proxy"] as const) {
         const results = out[side];
         if (typeof results === "string") continue;
         try {
-          results.push(await fn(side === "raw" ? raw : via));
+          results.push(await fn(side));
         } catch (error) {
           errors.push(`${name} (${side}): ${String(error)}`);
           out[side] = "ERROR";
@@ -82,88 +156,154 @@ export async function measure(
     }
     return out;
   };
-  const same = (n: number) => n;
-  const mem = () => memKiB(pid, tree);
-
-  // Warm up the JITs of the client, the target and the proxy.
-  for (const ep of [raw, via]) {
-    await handshakes(ep, 50, 4, phaseMs);
-    await upload(ep, config.warmupMib * 1048576);
-    await download(ep, config.warmupMib * 1048576);
-  }
-  await sleep(500);
+  /** Runs `fn` on a freshly started proxy, then stops it. */
+  const fresh = async <T>(fn: (proxy: Proc, via: Endpoint) => Promise<T>): Promise<T> => {
+    const proxy = await server.start();
+    try {
+      return await fn(proxy, { kind: server.kind, port: proxy.port });
+    } finally {
+      if (!proxy.alive()) errors.push("the proxy exited during the run");
+      await proxy.stop();
+    }
+  };
+  const pick = (via: Endpoint) => (side: Side) => side === "raw" ? raw : via;
+  const warmHandshakes = async (via: Endpoint) => {
+    for (const ep of [raw, via]) await handshakes(ep, config.warmupHandshakes, 4, phaseMs);
+  };
   const rows: Row[] = [];
-  const idle = mem();
-  const held = await both(
-    `${conns} conns`,
-    1,
-    (ep) =>
-      holdMany(ep, conns, 60_000 + conns * 10, async () => {
-        await sleep(300);
-        return mem();
-      }),
-  );
-  const open = cell(held.proxy, (h) => h.during);
-  rows.push(
-    {
-      name: `${conns} conns: open + echo all, ms`,
-      raw: cell(held.raw, (h) => h.ms),
-      proxy: cell(held.proxy, (h) => h.ms),
-      ratio: true,
-    },
-    { name: "proxy RSS idle, MiB", proxy: idle / 1024 },
-    {
-      name: `proxy RSS with ${conns} open, MiB`,
-      proxy: typeof open === "number" ? open / 1024 : open,
-    },
-    {
-      name: "proxy KiB per open connection",
-      proxy: typeof open === "number" ? (open - idle) / conns : open,
-    },
-  );
+  const names = rowNames(config, server.maxConns);
+  /** Adds a group's rows; if it fails as a whole, ERROR rows under the same names. */
+  const group = async (index: number, fn: (names: string[]) => Promise<Row[]>) => {
+    const own = names[index]!;
+    try {
+      rows.push(...await fn(own));
+    } catch (error) {
+      errors.push(`${own[0]}: ${String(error)}`);
+      rows.push(...own.map((name) => ({ name, proxy: "ERROR" })));
+    }
+  };
 
-  const lat = await both(
-    "echo latency",
-    config.reps,
-    (ep) => latency(ep, config.rounds, config.warmupRounds, phaseMs),
-  );
-  for (const q of ["p50", "p99"] as const) {
-    rows.push({
-      name: `echo latency ${q}, µs`,
+  let index = 0;
+  for (const wanted of config.conns) {
+    const n = Math.min(wanted, server.maxConns);
+    await group(index++, (own) =>
+      fresh(async (proxy, via) => {
+        // Each session holds two sockets; without room for them the run fails below.
+        const limit = fdLimit(proxy.pid);
+        if (limit < 2 * n + 64) {
+          errors.push(
+            `its open-files limit is ${limit}, too low for ${n} connections;` +
+              ` use --conns ${Math.floor((limit - 64) / 2)} or raise ulimit -Hn`,
+          );
+        }
+        await warmHandshakes(via);
+        await sleep(500);
+        const idle = mem(proxy.pid);
+        const held = await both(`${n} conns`, 1, (side) =>
+          holdMany(pick(via)(side), n, 60_000 + n * 10, async () => {
+            await sleep(300);
+            return mem(proxy.pid);
+          }));
+        const open = cell(held.proxy, (h) =>
+          h.during);
+        return [
+          {
+            name: own[0]!,
+            raw: cell(held.raw, (h) =>
+              h.ms),
+            proxy: cell(held.proxy, (h) =>
+              h.ms),
+            ratio: true,
+          },
+          { name: own[1]!, proxy: idle / 1024 },
+          { name: own[2]!, proxy: typeof open === "number" ? open / 1024 : open },
+          { name: own[3]!, proxy: typeof open === "number" ? (open - idle) / n : open },
+        ];
+      }));
+  }
+
+  const echoRows = (own: string[], lat: Both<{ p50: number; p99: number }>): Row[] =>
+    (["p50", "p99"] as const).map((q, i) => ({
+      name: own[i]!,
       raw: cell(lat.raw, (l) => l[q]),
       proxy: cell(lat.proxy, (l) => l[q]),
       ratio: true,
-    });
-  }
+    }));
+  await group(index++, (own) =>
+    fresh(async (_proxy, via) => {
+      await latency(via, 1, config.warmRounds, 10 * phaseMs);
+      const lat = await both("warm echo", reps, (side) =>
+        latency(pick(via)(side), config.rounds, config.warmupRounds, phaseMs));
+      return echoRows(own, lat);
+    }));
+  await group(index++, async (own) => {
+    // Nothing before: the first connection to a proxy that has just started.
+    const lat = await both(
+      "echo after start",
+      reps,
+      (side) =>
+        side === "raw"
+          ? latency(raw, config.coldRounds, 0, phaseMs)
+          : fresh((_proxy, via) => latency(via, config.coldRounds, 0, phaseMs)),
+    );
+    return echoRows(own, lat);
+  });
 
-  for (const parallel of [1, 16]) {
-    const count = parallel === 1 ? config.sequential : config.parallel;
-    const name = parallel === 1 ? "handshakes sequential" : "handshakes 16-way";
-    const rate = await both(name, config.reps, async (ep) => {
-      return (await handshakes(ep, count, parallel, phaseMs)).perSecond;
-    });
-    rows.push({
-      name: `${name}, conn/s`,
-      raw: cell(rate.raw, same),
-      proxy: cell(rate.proxy, same),
-      ratio: true,
-    });
-  }
+  await group(index++, (own) =>
+    fresh(async (proxy, via) => {
+      await warmHandshakes(via);
+      const out: Row[] = [];
+      for (const [i, parallel] of [1, 16].entries()) {
+        const count = parallel === 1 ? config.sequential : config.parallel;
+        let cpu = 0;
+        let done = 0;
+        const rate = await both(own[2 * i]!, reps, async (side) => {
+          if (side === "raw") return (await handshakes(raw, count, parallel, phaseMs)).perSecond;
+          const before = cpuSeconds(proxy.pid, server.tree);
+          const result = await handshakes(via, count, parallel, phaseMs);
+          // The client saw each close complete; let the proxy finish its side too.
+          await sleep(200);
+          if (server.tree) await childrenGone(proxy.pid);
+          cpu += cpuSeconds(proxy.pid, server.tree) - before;
+          done += result.count;
+          return result.perSecond;
+        });
+        out.push({
+          name: own[2 * i]!,
+          raw: cell(rate.raw, (n) => n),
+          proxy: cell(rate.proxy, (n) => n),
+          ratio: true,
+        }, {
+          name: own[2 * i + 1]!,
+          proxy: typeof rate.proxy === "string" ? "ERROR" : (1000 * cpu) / done,
+        });
+      }
+      return out;
+    }));
 
-  const bytes = mib * 1048576;
-  for (const [dir, fn] of [["up", upload], ["down", download]] as const) {
-    // VmHWM is exact for one process; children and kernels without clear_refs need sampling.
-    const peak = !tree && resetPeak(pid) ? () => peakKiB(pid) : sampleMax(mem);
-    const speed = await both(`${dir} ${mib} MiB`, config.reps, (ep) => fn(ep, bytes));
-    rows.push({
-      name: `${dir} ${mib} MiB, MiB/s`,
-      raw: cell(speed.raw, same),
-      proxy: cell(speed.proxy, same),
-      ratio: true,
-    }, {
-      name: `proxy peak RSS during ${dir}, MiB`,
-      proxy: peak() / 1024,
-    });
-  }
+  await group(index++, (own) =>
+    fresh(async (proxy, via) => {
+      const warm = config.warmupMib * 1048576;
+      for (const ep of [raw, via]) {
+        await upload(ep, warm);
+        await download(ep, warm);
+      }
+      const bytes = config.mib * 1048576;
+      const out: Row[] = [];
+      for (const [i, fn] of [upload, download].entries()) {
+        // VmHWM is exact for one process; children and kernels without clear_refs need sampling.
+        const peak = !server.tree && resetPeak(proxy.pid)
+          ? () => peakKiB(proxy.pid)
+          : sampleMax(() => mem(proxy.pid));
+        const speed = await both(own[2 * i]!, reps, (side) => fn(pick(via)(side), bytes));
+        out.push({
+          name: own[2 * i]!,
+          raw: cell(speed.raw, (n) => n),
+          proxy: cell(speed.proxy, (n) => n),
+          ratio: true,
+        }, { name: own[2 * i + 1]!, proxy: peak() / 1024 });
+      }
+      return out;
+    }));
   return rows;
 }

@@ -24,6 +24,7 @@ import type { Endpoint } from "./_client.ts";
 import { download, handshakes, upload } from "./_measure.ts";
 import {
   buildDist,
+  cpuTimes,
   killAll,
   proxyCommand,
   ROOT,
@@ -51,9 +52,8 @@ const PHASE_MS = 60_000;
 
 /** User and system CPU seconds and minor faults of `pid` so far. */
 function usage(pid: number | "self"): [number, number, number] {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const tick = 100; // USER_HZ on Linux
-  return [Number(fields[11]) / tick, Number(fields[12]) / tick, Number(fields[7])];
+  const t = cpuTimes(pid);
+  return [t.user, t.system, t.faults];
 }
 
 /** Runs `work` (which returns its unit count) and prints the cost per unit for each process. */

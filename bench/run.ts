@@ -1,12 +1,14 @@
 /**
  * The benchmark: `node --import tsx bench/run.ts [--runtime deno,bun,node]
- * [--mib 256] [--conns 1000] [--reps 3] [--quick]`.
+ * [--mib 512] [--conns 5000[,9800]] [--reps 3] [--no-pin] [--quick]`.
  *
  * This process is the client for everything. It starts one TCP target
- * (`_target.ts`), then for each proxy (`cli.ts` under Deno, Bun and Node,
- * and upstream's Python `websockify` if it is on PATH) runs every measurement
- * twice, straight to the target over TCP and through the proxy, and prints
- * both with their ratio. It exits non-zero only when something failed.
+ * (`_target.ts`), then for each proxy (`cli.ts` under Deno, Bun and Node, a
+ * bare TCP relay, and the peers found on this machine: upstream's Python
+ * `websockify` and lighttpd's `mod_wstunnel`) runs every measurement twice,
+ * straight to the target over TCP and through the proxy, and prints both with
+ * their ratio. By default the proxy runs alone on one CPU (`taskset`). It exits
+ * non-zero only when something failed; the peers' failures are listed apart.
  *
  * @module
  */
@@ -22,6 +24,8 @@ import {
   fdLimit,
   killAll,
   onPath,
+  PEERS,
+  proxyCommand,
   type ServerName,
   startProxy,
   startTarget,
@@ -29,10 +33,10 @@ import {
 } from "./_proc.ts";
 import { type Row, serverTable, summaryTable } from "./_report.ts";
 import { environment } from "./_env.ts";
-import { type Config, measure } from "./_suite.ts";
+import { type Config, measure, type Server } from "./_suite.ts";
 
-const USAGE = "Usage: node --import tsx bench/run.ts [--runtime deno,bun,node] [--mib 256] " +
-  "[--conns 1000] [--reps 3] [--quick]";
+const USAGE = "Usage: node --import tsx bench/run.ts [--runtime deno,bun,node] [--mib 512] " +
+  "[--conns 5000[,9800]] [--reps 3] [--no-pin] [--quick]";
 
 /**
  * Upstream 0.10 waits with select(), which fails for descriptors above 1023
@@ -41,7 +45,17 @@ const USAGE = "Usage: node --import tsx bench/run.ts [--runtime deno,bun,node] [
  */
 const PYTHON_MAX_CONNS = 400;
 
-function parseOptions(argv: string[]): { runtimes: ServerName[]; config: Config } {
+const PEER_TITLE: Record<string, string> = {
+  python: "Python `websockify`",
+  lighttpd: "lighttpd with `mod_wstunnel`",
+};
+
+const LIGHTTPD_NOTE = "lighttpd runs `mod_wstunnel` in one process with binary frames and no" +
+  " access log (config in bench/README.md).\n";
+
+function parseOptions(
+  argv: string[],
+): { runtimes: ServerName[]; config: Config; pin: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -50,6 +64,7 @@ function parseOptions(argv: string[]): { runtimes: ServerName[]; config: Config 
       conns: { type: "string" },
       reps: { type: "string" },
       quick: { type: "boolean", default: false },
+      "no-pin": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -69,18 +84,23 @@ function parseOptions(argv: string[]): { runtimes: ServerName[]; config: Config 
     return n;
   };
   const quick = values.quick;
+  const conns = (values.conns ?? (quick ? "20" : "5000")).split(",")
+    .map((n) => positive("conns", n.trim(), 0, 10000));
   const config: Config = {
-    mib: positive("mib", values.mib, quick ? 4 : 256, 16384),
-    conns: positive("conns", values.conns, quick ? 20 : 1000, 10000),
+    mib: positive("mib", values.mib, quick ? 4 : 512, 16384),
+    conns,
     reps: positive("reps", values.reps, quick ? 1 : 3, 20),
     rounds: quick ? 200 : 3000,
     warmupRounds: quick ? 20 : 300,
+    warmRounds: quick ? 500 : 20_000,
+    coldRounds: quick ? 500 : 2000,
+    warmupHandshakes: quick ? 10 : 50,
     sequential: quick ? 20 : 500,
     parallel: quick ? 64 : 1500,
     phaseMs: quick ? 3000 : 10_000,
     warmupMib: quick ? 1 : 16,
   };
-  return { runtimes: runtimes as ServerName[], config };
+  return { runtimes: runtimes as ServerName[], config, pin: !values["no-pin"] };
 }
 
 /** Re-runs this script with a higher open-files limit when `need` exceeds it. */
@@ -98,8 +118,8 @@ function ensureFdLimit(need: number): void {
 }
 
 const PYTHON_NOTE = (conns: number) =>
-  `Python forks a process per connection: its memory rows are the PSS sum over the process` +
-  ` tree, and it held ${conns} connections (it fails beyond ~500: select()).\n`;
+  `Python forks a process per connection: its memory and CPU rows are sums over the process` +
+  ` tree, and it held at most ${conns} connections (it fails beyond ~500: select()).\n`;
 
 async function main(): Promise<number> {
   let options;
@@ -110,65 +130,53 @@ async function main(): Promise<number> {
     return 2;
   }
   const { runtimes, config } = options;
-  steadyHarness();
-  ensureFdLimit(config.conns + 1024);
+  const pinning = steadyHarness(options.pin);
+  const most = Math.max(...config.conns);
+  ensureFdLimit(most + 1024);
   if (runtimes.includes("node")) buildDist();
-  const fds = Math.max(65536, 2 * config.conns + 1024);
+  const fds = Math.max(65536, 2 * most + 1024);
   // The bare TCP relay is the floor any proxy stands on: a second process and hop.
   const servers: ServerName[] = [...runtimes, "relay"];
-  const python = onPath("websockify");
-  if (python) servers.push("python");
+  const skipped: string[] = [];
+  for (const peer of PEERS) {
+    if (onPath(proxyCommand(peer)[0]!)) servers.push(peer);
+    else skipped.push(`- ${PEER_TITLE[peer]} is not installed (\`${peer}\` not found): skipped.`);
+  }
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-bench-"));
   const errors: string[] = [];
   const reference: string[] = [];
   const results = new Map<string, Row[]>();
   console.log(`## websockify benchmark, ${new Date().toISOString().slice(0, 10)}\n`);
-  console.log(environment(config.mib, config.conns, servers));
-  if (!python) console.log("- Python `websockify` is not on PATH: skipped.");
+  console.log(environment(config, servers));
+  console.log(`- Pinning: ${pinning.note}`);
+  if (skipped.length > 0) console.log(skipped.join("\n"));
   const target = await startTarget(fds);
   const raw: Endpoint = { kind: "tcp", port: target.port };
   for (const name of servers) {
-    const started = performance.now();
-    const logFile = path.join(logDir, `${name}.log`);
-    const python = name === "python";
-    // The reference's own failures are reported, but are not errors of this project.
-    const problems = python ? reference : errors;
-    const cfg = python ? { ...config, conns: Math.min(config.conns, PYTHON_MAX_CONNS) } : config;
-    try {
-      const proxy = await startProxy(name, target.port, logFile, fds);
-      // Each session holds two sockets; without room for them the run fails below.
-      const limit = fdLimit(proxy.pid);
-      if (limit < 2 * cfg.conns + 64) {
-        problems.push(
-          `${name}: its open-files limit is ${limit}, too low for ${cfg.conns}` +
-            ` connections; use --conns ${Math.floor((limit - 64) / 2)} or raise ulimit -Hn`,
-        );
-      }
-      try {
-        const via: Endpoint = { kind: name === "relay" ? "tcp" : "ws", port: proxy.port };
-        const failures: string[] = [];
-        const rows = await measure(proxy.pid, python, raw, via, cfg, failures);
-        problems.push(...failures.map((f) => `${name}: ${f}`));
-        results.set(name, rows);
-        const seconds = ((performance.now() - started) / 1000).toFixed(0);
-        console.log(`\n${serverTable(`${name} (${seconds} s)`, rows)}`);
-        if (python) console.log(PYTHON_NOTE(cfg.conns));
-      } finally {
-        if (!proxy.alive()) {
-          problems.push(`${name}: the proxy exited during the run (log: ${logFile})`);
-        }
-        await proxy.stop();
-      }
-    } catch (error) {
-      problems.push(`${name}: ${String(error)} (log: ${logFile})`);
-      console.log(`\n### ${name}\n\nFailed: ${String(error)}`);
-    }
+    const began = performance.now();
+    // The peers' own failures are reported, but are not errors of this project.
+    const problems = PEERS.includes(name) ? reference : errors;
+    let starts = 0;
+    const server: Server = {
+      kind: name === "relay" ? "tcp" : "ws",
+      tree: name === "python",
+      maxConns: name === "python" ? PYTHON_MAX_CONNS : Infinity,
+      start: () => startProxy(name, target.port, path.join(logDir, `${name}.${++starts}.log`), fds),
+    };
+    const failures: string[] = [];
+    const rows = await measure(server, raw, config, failures);
+    problems.push(...failures.map((f) => `${name}: ${f} (logs: ${logDir}/${name}.*)`));
+    results.set(name, rows);
+    const seconds = ((performance.now() - began) / 1000).toFixed(0);
+    console.log(`\n${serverTable(`${name} (${seconds} s)`, rows)}`);
+    if (name === "python") console.log(PYTHON_NOTE(PYTHON_MAX_CONNS));
+    if (name === "lighttpd") console.log(LIGHTTPD_NOTE);
   }
   await target.stop();
   if (results.size > 1) console.log(`\n${summaryTable(results)}`);
   const list = (lines: string[]) => lines.map((line) => `- ${line}`).join("\n");
   if (reference.length > 0) {
-    console.log(`\n### Python websockify failures (not counted as errors)\n\n${list(reference)}`);
+    console.log(`\n### Peer failures (not counted as errors)\n\n${list(reference)}`);
   }
   if (errors.length > 0) console.log(`\n### Errors\n\n${list(errors)}`);
   if (errors.length > 0 || reference.length > 0) {
