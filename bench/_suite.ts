@@ -231,7 +231,8 @@ export async function measure(
     }));
   await group(index++, (own) =>
     fresh(async (_proxy, via) => {
-      await latency(via, 1, config.warmRounds, 10 * phaseMs);
+      // Round trips measured and dropped: a warm-up cut short by the deadline still counts.
+      await latency(via, config.warmRounds, 0, 10 * phaseMs);
       const lat = await both("warm echo", reps, (side) =>
         latency(pick(via)(side), config.rounds, config.warmupRounds, phaseMs));
       return echoRows(own, lat);
