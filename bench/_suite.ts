@@ -91,39 +91,46 @@ async function childrenGone(pid: number): Promise<void> {
   while (descendants(pid).length > 0 && Date.now() < end) await sleep(50);
 }
 
-/** The row names of each group, also used for its ERROR rows when it fails as a whole. */
-export function rowNames(config: Config, maxConns: number): string[][] {
+/** A row before it is measured: its name, and whether it shows proxy/raw. */
+interface RowName {
+  name: string;
+  ratio?: boolean;
+}
+
+/** The rows of each group, also used for its ERROR rows when it fails as a whole. */
+export function rowNames(config: Config, maxConns: number): RowName[][] {
   const { mib } = config;
+  const both = (name: string): RowName => ({ name, ratio: true });
   const conns = config.conns.map((n) => {
     const held = Math.min(n, maxConns);
     return [
-      `${held} conns: open + echo all, ms`,
-      `proxy RSS idle, MiB`,
-      `proxy RSS with ${held} open, MiB`,
-      `proxy KiB per open connection (${held} open)`,
+      both(`${held} conns: open + echo all, ms`),
+      { name: `proxy RSS idle, MiB` },
+      { name: `proxy RSS with ${held} open, MiB` },
+      { name: `proxy KiB per open connection (${held} open)` },
     ];
   });
   return [
     ...conns,
     [
-      `echo p50, warm (after ${config.warmRounds} round trips), µs`,
-      `echo p99, warm, µs`,
+      both(`echo p50, warm (after ${config.warmRounds} round trips), µs`),
+      both(`echo p99, warm, µs`),
     ],
     [
-      `echo p50, first ${config.coldRounds} round trips after start, µs`,
-      `echo p99, first ${config.coldRounds} round trips after start, µs`,
+      both(`echo p50, first ${config.coldRounds} round trips after start, µs`),
+      both(`echo p99, first ${config.coldRounds} round trips after start, µs`),
     ],
     [
-      "handshakes sequential, conn/s",
-      "proxy CPU per connect+echo+close, sequential, ms",
-      "handshakes 16-way, conn/s",
-      "proxy CPU per connect+echo+close, 16-way, ms",
+      both("handshakes sequential, conn/s"),
+      { name: "proxy CPU per connect+echo+close, sequential, ms" },
+      both("handshakes 16-way, conn/s"),
+      { name: "proxy CPU per connect+echo+close, 16-way, ms" },
     ],
     [
-      `up ${mib} MiB, MiB/s`,
-      `proxy peak RSS during up, MiB`,
-      `down ${mib} MiB, MiB/s`,
-      `proxy peak RSS during down, MiB`,
+      both(`up ${mib} MiB, MiB/s`),
+      { name: `proxy peak RSS during up, MiB` },
+      both(`down ${mib} MiB, MiB/s`),
+      { name: `proxy peak RSS during down, MiB` },
     ],
   ];
 }
@@ -176,10 +183,10 @@ export async function measure(
   const group = async (index: number, fn: (names: string[]) => Promise<Row[]>) => {
     const own = names[index]!;
     try {
-      rows.push(...await fn(own));
+      rows.push(...await fn(own.map((row) => row.name)));
     } catch (error) {
-      errors.push(`${own[0]}: ${String(error)}`);
-      rows.push(...own.map((name) => ({ name, proxy: "ERROR" })));
+      errors.push(`${own[0]!.name}: ${String(error)}`);
+      rows.push(...own.map((row) => ({ ...row, proxy: "ERROR" })));
     }
   };
 
