@@ -7,9 +7,13 @@
  * functions) from what the runtime keeps.
  *
  * Run: `node --import tsx bench/heap.ts [--runtime deno,bun,node] [--conns 9000]
- * [--root DIR] [--args="OPTIONS"]`; `--root` measures another checkout (e.g. an old
- * commit in a worktree, with `dist/` built and `node_modules` linked); `--args` passes
- * space-separated options to the proxy (before its addresses).
+ * [--root DIR] [--args="OPTIONS"] [--spaces] [--settle SECONDS]`; `--root`
+ * measures another checkout (e.g. an old commit in a worktree, with `dist/`
+ * built and `node_modules` linked); `--args` passes space-separated options to
+ * the proxy (before its addresses); `--spaces` adds
+ * each V8 heap space's growth (Deno and Node); `--settle` waits that long
+ * before each measurement (idle, then with the connections open), which lets
+ * V8's memory reducer give back the young generation a burst of sessions grew.
  *
  * @module
  */
@@ -37,9 +41,12 @@ const { values } = parseArgs({
     conns: { type: "string", default: "9000" },
     root: { type: "string", default: ROOT },
     args: { type: "string", default: "" },
+    spaces: { type: "boolean", default: false },
+    settle: { type: "string", default: "0" },
   },
 });
 const conns = Number(values.conns);
+const settleMs = Number(values.settle) * 1000;
 const root = path.resolve(values.root);
 const runtimes = values.runtime.split(",") as ServerName[];
 const proxyArgs = values.args.split(" ").filter((a) => a !== "");
@@ -65,6 +72,7 @@ interface Usage {
   heapUsed: number;
   heapTotal: number;
   external: number;
+  spaces: Record<string, number>;
 }
 
 /** Asks the proxy for its memory after a collection; RSS is read from /proc. */
@@ -81,7 +89,8 @@ try {
   if (root === ROOT) buildDist();
   const target = await startTarget(conns * 2 + 1000);
   const opts = proxyArgs.length > 0 ? `, options ${proxyArgs.join(" ")}` : "";
-  console.log(`Memory per open connection, ${conns} connections, root ${root}${opts}:\n`);
+  const settled = settleMs > 0 ? `, measured after ${values.settle} s open` : "";
+  console.log(`Memory per open connection, ${conns} connections, root ${root}${opts}${settled}:\n`);
   console.log("| runtime | RSS KiB | heap used KiB | heap reserved KiB | external KiB |");
   console.log("| --- | --- | --- | --- | --- |");
   for (const name of runtimes) {
@@ -91,13 +100,25 @@ try {
     const proxy = await startCommand(command(name), "127.0.0.1:0", target.port, log, conns + 1000);
     const ep = { kind: "ws", port: proxy.port } as const;
     await holdMany(ep, 500, 60_000, async () => {}); // warm-up: JIT and pools
-    await sleep(500);
+    // Settled before as after: the warm-up's young generation is not counted.
+    await sleep(Math.max(500, settleMs));
     const before = await usage(proxy.pid);
-    const { during: after } = await holdMany(ep, conns, 120_000, () => usage(proxy.pid));
-    const per = (k: keyof Usage) => ((after[k] - before[k]) / conns / 1024).toFixed(1);
+    const { during: after } = await holdMany(ep, conns, 120_000, async () => {
+      await sleep(settleMs);
+      return usage(proxy.pid);
+    });
+    const per = (k: Exclude<keyof Usage, "spaces">) =>
+      ((after[k] - before[k]) / conns / 1024).toFixed(1);
     console.log(
       `| ${name} | ${per("rss")} | ${per("heapUsed")} | ${per("heapTotal")} | ${per("external")} |`,
     );
+    if (values.spaces) {
+      const grew = Object.entries(after.spaces)
+        .map(([k, v]) => [k, (v - (before.spaces[k] ?? 0)) / conns / 1024] as const)
+        .filter(([, kib]) => Math.abs(kib) >= 0.05)
+        .map(([k, kib]) => `${k} ${kib.toFixed(1)}`);
+      console.log(`|   V8 spaces, physical KiB per connection: ${grew.join(", ") || "none"} |`);
+    }
     await proxy.stop();
   }
   await target.stop();
