@@ -25,9 +25,10 @@ export interface Logger {
   /** Per-frame flow tokens (`--traffic`), or undefined when off. */
   readonly traffic?: (token: string) => void;
   /**
-   * A line with structured fields: text output shows only `message`, JSON
-   * output (`--log-format=json`) adds the fields. Optional: {@link logEvent}
-   * falls back to the plain method for loggers without it.
+   * A line with structured fields: JSON output (`--log-format=json`) adds
+   * the fields to `message`. Optional: {@link logEvent} falls back to the
+   * plain method for loggers without it, as text loggers are, so a caller
+   * that finds none can skip building the fields.
    */
   readonly event?: (level: Level, message: string, fields: LogFields) => void;
 }
@@ -147,14 +148,15 @@ function jsonLine(time: string, level: Level, message: string, fields?: LogField
  */
 export function createLogger(options: LoggerOptions): Logger {
   const { write, verbose = false, now = () => new Date() } = options;
-  const emit = options.format === "json"
+  const json = options.format === "json";
+  const emit = json
     ? (level: Level, message: string, fields?: LogFields) => {
       const line = jsonLine(now().toISOString(), level, message, fields);
       write(line, level, line);
     }
     : (level: Level, message: string) => {
       const body = escapeControls(message);
-      write(`${now().toISOString()} ${level.toUpperCase()} ${body}`, level, body);
+      write(`${now().toISOString()} ${LEVEL_NAMES[level]} ${body}`, level, body);
     };
   const line = (level: Level) => (message: string) => emit(level, message);
   return {
@@ -164,11 +166,21 @@ export function createLogger(options: LoggerOptions): Logger {
     error: line("error"),
     verbose,
     traffic: options.traffic,
-    event: (level, message, fields) => {
-      if (level !== "debug" || verbose) emit(level, message, fields);
-    },
+    // Text shows no fields: without `event`, callers need not build them.
+    event: json
+      ? (level, message, fields) => {
+        if (level !== "debug" || verbose) emit(level, message, fields);
+      }
+      : undefined,
   };
 }
+
+const LEVEL_NAMES: Readonly<Record<Level, string>> = {
+  debug: "DEBUG",
+  info: "INFO",
+  warn: "WARN",
+  error: "ERROR",
+};
 
 /** A logger that drops everything, the library default. */
 export const SILENT_LOGGER: Logger = {

@@ -15,7 +15,7 @@ import process from "node:process";
 import { openLogFile } from "../adapters/output/log_file.ts";
 import { createSyslogSink } from "../adapters/output/syslog.ts";
 import { loggerCommand, loggerLine } from "../adapters/output/syslog_unix.ts";
-import { createLogger, type Level, tokenLabel } from "../lib/log.ts";
+import { createLogger, type Level, logEvent, tokenLabel } from "../lib/log.ts";
 import {
   FACILITY_DAEMON,
   FACILITY_USER,
@@ -217,6 +217,22 @@ describe("syslog formats", () => {
       assert.equal(log.verbose, verbose);
       assert.equal(log.traffic, traffic);
     }
+  });
+
+  test("a text logger takes no fields: logEvent writes its plain line; JSON adds them", () => {
+    const at = () => new Date("2026-12-06T10:00:00.000Z");
+    const lines: string[] = [];
+    const text = createLogger({ write: (l) => lines.push(l), now: at });
+    // No `event`: callers such as the sessions skip building fields it would drop.
+    assert.equal(text.event, undefined);
+    logEvent(text, "warn", "#1 a\nb", { event: "close", id: 1 });
+    logEvent(text, "debug", "hidden", { id: 1 });
+    const json = createLogger({ write: (l) => lines.push(l), now: at, format: "json" });
+    logEvent(json, "info", "#1 x", { event: "close", id: 1, peer: undefined });
+    assert.deepEqual(lines, [
+      "2026-12-06T10:00:00.000Z WARN #1 a\\nb",
+      '{"time":"2026-12-06T10:00:00.000Z","level":"info","msg":"#1 x","event":"close","id":1}',
+    ]);
   });
 });
 

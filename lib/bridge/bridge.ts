@@ -61,6 +61,7 @@ export interface BridgeStats {
 }
 
 const noop = () => {};
+const ONCE = { once: true };
 
 /** Zero counts for {@link BridgeOptions.counts}. */
 export function newCounts(): Omit<BridgeStats, "close"> {
@@ -115,7 +116,7 @@ export async function bridge(
     ws.close(CLOSE_GOING_AWAY, CLOSE_REASON.shuttingDown);
     if (clientDone) conn.close(); // shutting down: no lingering for the target
   };
-  signal?.addEventListener("abort", onAbort, { once: true });
+  signal?.addEventListener("abort", onAbort, ONCE);
   if (signal?.aborted) onAbort();
 
   // Each direction is a chain of callbacks, not an async loop: a suspended

@@ -8,7 +8,7 @@ import { bridge, type BridgeStats, newCounts } from "./bridge.ts";
 import { createSessionLimits } from "./session_limits.ts";
 import { StopSignal } from "./stop_signal.ts";
 import { errorText } from "../errors.ts";
-import { logEvent, type Logger, tokenLabel } from "../log.ts";
+import { type Logger, tokenLabel } from "../log.ts";
 import type { LiveBytes, Observer } from "../metrics.ts";
 import { clientFields } from "../http/refuse.ts";
 import { clientLabel, formatTarget } from "../target.ts";
@@ -124,32 +124,33 @@ export function createSessions(options: SessionOptions): Sessions {
       }
     };
     try {
+      // Not kept for the session's life: `end` does not use it.
+      const name = clientLabel(info, target);
       const scheme = info.tls ? "wss://" : "ws://";
       const cn = info.peerCn === undefined ? "" : `, client CN '${info.peerCn}'`;
       const protocol = ws.protocol || "none";
-      logEvent(
-        log,
-        "info",
-        `${clientLabel(info, target)}: open (${scheme}, protocol ${protocol}${cn})`,
-        {
+      const message = `${name}: open (${scheme}, protocol ${protocol}${cn})`;
+      // The JSON fields only for a logger that writes them (see Logger.event).
+      if (log.event) {
+        log.event("info", message, {
           ...sessionFields("open", info, target, label),
           tls: info.tls,
           protocol,
           client_cn: info.peerCn,
-        },
-      );
+        });
+      } else log.info(message);
       if (live && counts) {
         live!.set(ws, counts);
         observer!.opened();
       }
       recorder = options.record?.(info.id);
-      if (recorder) log.info(`${clientLabel(info, target)}: opening record file: ${recorder.path}`);
+      if (recorder) log.info(`${name}: opening record file: ${recorder.path}`);
       return bridge(ws, connectTo(options.connect, target, info), {
         signal: stop,
         heartbeatMs: options.heartbeatMs,
         tap: tapFor(log.traffic, recorder),
         counts,
-      }).then((stats) => end(stats), (error) => end(undefined, error));
+      }).then(end, (error) => end(undefined, error));
     } catch (error) {
       return end(undefined, error);
     }
@@ -166,24 +167,22 @@ export function createSessions(options: SessionOptions): Sessions {
     const name = clientLabel(info, target);
     if (!stats.connected) {
       log.warn(`${name}: Failed to connect to ${formatTarget(target)}: ${errorText(stats.error)}`);
-    } else if (stats.error) log.debug(`${name}: ${errorText(stats.error)}`);
+    } else if (stats.error && log.verbose) log.debug(`${name}: ${errorText(stats.error)}`);
     const ms = performance.now() - started;
     const { code, reason } = stats.close;
-    logEvent(
-      log,
-      "info",
-      `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ${(ms / 1000).toFixed(3)} s,` +
-        ` client->target ${stats.clientBytes} B, target->client ${stats.targetBytes} B`,
-      {
-        ...sessionFields("close", info, target, label),
-        bytes_to_target: stats.clientBytes,
-        bytes_to_client: stats.targetBytes,
-        duration_ms: Math.round(ms),
-        close_code: code,
-        close_reason: reason,
-        closed_by: stats.closedBy,
-      },
-    );
+    const message = `${name}: closed ${code}${reason ? ` "${reason}"` : ""} after ` +
+      `${(ms / 1000).toFixed(3)} s, client->target ${stats.clientBytes} B,` +
+      ` target->client ${stats.targetBytes} B`;
+    if (!log.event) return log.info(message);
+    log.event("info", message, {
+      ...sessionFields("close", info, target, label),
+      bytes_to_target: stats.clientBytes,
+      bytes_to_client: stats.targetBytes,
+      duration_ms: Math.round(ms),
+      close_code: code,
+      close_reason: reason,
+      closed_by: stats.closedBy,
+    });
   };
 
   return {
