@@ -8,7 +8,12 @@ import { describe, test } from "node:test";
 import { fastUnmask } from "../adapters/server/unmask.ts";
 import { CLOSE_REASON } from "../lib/protocol/close_codes.ts";
 import { FrameParser } from "../lib/protocol/frames.ts";
-import { closePayload, frameHead } from "../lib/protocol/server_frames.ts";
+import {
+  closePayload,
+  frameHead,
+  WHOLE_FRAME_MAX,
+  wholeFrame,
+} from "../lib/protocol/server_frames.ts";
 import { unmask } from "../lib/protocol/unmask.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
 
@@ -289,6 +294,14 @@ describe("frameHead() and closePayload()", () => {
         : len7;
       assert.equal(decoded, length);
       assert.equal(head.length, length < 126 ? 2 : length < 65_536 ? 4 : 10);
+    });
+  }
+
+  for (const length of [0, 1, 125, 126, WHOLE_FRAME_MAX]) {
+    test(`wholeFrame() is the head and ${length} payload bytes in one buffer`, () => {
+      const payload = pattern(length);
+      assert.deepEqual(wholeFrame(0x2, payload), concat(frameHead(0x2, length), payload));
+      assert.deepEqual(wholeFrame(0xa, payload), concat(frameHead(0xa, length), payload));
     });
   }
 

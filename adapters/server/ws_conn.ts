@@ -13,7 +13,12 @@
 import { createHash } from "node:crypto";
 import type net from "node:net";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/bridge/chunks.ts";
-import { closePayload, controlFrame, frameHead } from "../../lib/protocol/server_frames.ts";
+import {
+  closePayload,
+  frameHead,
+  WHOLE_FRAME_MAX,
+  wholeFrame,
+} from "../../lib/protocol/server_frames.ts";
 import {
   type FrameHandler,
   FrameParser,
@@ -286,14 +291,15 @@ class WsWriter extends SocketWriter<Uint8Array | string> {
    */
   control(opcode: number, payload: Uint8Array, sent?: () => void): boolean {
     if (!this.sock.writable) return false;
-    this.send(controlFrame(opcode, payload), sent);
+    this.send(wholeFrame(opcode, payload), sent);
     this.afterWrite();
     return true;
   }
 
-  /** Writes one frame (head and payload go out in one writev). */
+  /** Writes one frame (head and payload go out in one writev, or one buffer if small). */
   frame(opcode: number, payload: Uint8Array): void {
     if (!this.sock.writable) return;
+    if (payload.length <= WHOLE_FRAME_MAX) return this.send(wholeFrame(opcode, payload));
     this.send(frameHead(opcode, payload.length));
     if (payload.length > 0) this.send(payload);
   }

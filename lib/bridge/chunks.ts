@@ -21,6 +21,8 @@ export interface QueueSource {
 }
 
 const DONE: ReadableStreamReadResult<never> = { done: true, value: undefined };
+/** The queue whose read is creating its promise (the executor runs synchronously). */
+let capturing: ChunkQueue<never> | null = null;
 
 /** A promise that is already resolved, for writers with room. */
 export const READY: Promise<void> = Promise.resolve();
@@ -53,7 +55,10 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
   #paused = false;
   #ended = false;
   #error: unknown = undefined;
-  #waiter: ((result: ReadableStreamReadResult<T> | Error) => void) | null = null;
+  // The pending read's settle functions, taken by `#capture` below: no
+  // closures per read.
+  #resolve: ((result: ReadableStreamReadResult<T>) => void) | null = null;
+  #reject: ((error: unknown) => void) | null = null;
 
   constructor(readonly source: QueueSource, readonly highWaterMark: number) {}
 
@@ -65,10 +70,10 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
   /** Adds a chunk from the socket. Ignored after end, error or cancel. */
   push(chunk: T): void {
     if (this.#ended) return;
-    const waiter = this.#waiter;
-    if (waiter) {
-      this.#waiter = null;
-      return waiter({ done: false, value: chunk });
+    const resolve = this.#resolve;
+    if (resolve) {
+      this.#resolve = this.#reject = null;
+      return resolve({ done: false, value: chunk });
     }
     this.#chunks.push(chunk);
     this.#size += sizeOf(chunk);
@@ -82,8 +87,7 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#waiter?.(DONE);
-    this.#waiter = null;
+    this.#settle(DONE);
   }
 
   /** The socket failed: the next read rejects with `error`. */
@@ -92,8 +96,9 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
     this.#ended = true;
     this.#error = error;
     this.#chunks.length = this.#head = 0;
-    this.#waiter?.(error);
-    this.#waiter = null;
+    const reject = this.#reject;
+    this.#resolve = this.#reject = null;
+    reject?.(error);
   }
 
   read(): Promise<ReadableStreamReadResult<T>> {
@@ -110,9 +115,8 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#ended) return Promise.resolve(DONE);
-    return new Promise((resolve, reject) => {
-      this.#waiter = (result) => result instanceof Error ? reject(result) : resolve(result);
-    });
+    capturing = this as unknown as ChunkQueue<never>;
+    return new Promise(ChunkQueue.#capture);
   }
 
   cancel(): Promise<void> {
@@ -121,9 +125,25 @@ export class ChunkQueue<T extends Uint8Array | string> implements ChunkReader<T>
       this.source.cancel();
     }
     this.#chunks.length = this.#head = this.#size = 0;
-    this.#waiter?.(DONE);
-    this.#waiter = null;
+    this.#settle(DONE);
     return READY;
+  }
+
+  /** Resolves a pending read with `result`. */
+  #settle(result: ReadableStreamReadResult<T>): void {
+    const resolve = this.#resolve;
+    this.#resolve = this.#reject = null;
+    resolve?.(result);
+  }
+
+  /** The executor of every read's promise: runs at once, on `capturing`. */
+  static #capture(
+    resolve: (result: ReadableStreamReadResult<never>) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    capturing!.#resolve = resolve;
+    capturing!.#reject = reject;
+    capturing = null;
   }
 }
 
