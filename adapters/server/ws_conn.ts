@@ -13,7 +13,12 @@
 import { createHash } from "node:crypto";
 import type net from "node:net";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/bridge/chunks.ts";
-import { closePayload, controlFrame, frameHead } from "../../lib/protocol/server_frames.ts";
+import {
+  closePayload,
+  controlFrame,
+  frameHead,
+  frameInPlace,
+} from "../../lib/protocol/server_frames.ts";
 import {
   type FrameHandler,
   FrameParser,
@@ -291,9 +296,11 @@ class WsWriter extends SocketWriter<Uint8Array | string> {
     return true;
   }
 
-  /** Writes one frame (head and payload go out in one writev). */
+  /** Writes one frame (head and payload go out in one buffer or one writev). */
   frame(opcode: number, payload: Uint8Array): void {
     if (!this.sock.writable) return;
+    const whole = frameInPlace(opcode, payload);
+    if (whole) return this.send(whole);
     this.send(frameHead(opcode, payload.length));
     if (payload.length > 0) this.send(payload);
   }
