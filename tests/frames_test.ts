@@ -11,8 +11,12 @@ import { FrameParser } from "../lib/protocol/frames.ts";
 import {
   closePayload,
   frameHead,
+  frameInPlace,
+  HEAD_ROOM,
+  lendHeadRoom,
   WHOLE_FRAME_MAX,
   wholeFrame,
+  withHeadRoom,
 } from "../lib/protocol/server_frames.ts";
 import { unmask } from "../lib/protocol/unmask.ts";
 import { encodeFrame, recorder } from "./_frames.ts";
@@ -304,6 +308,34 @@ describe("frameHead() and closePayload()", () => {
       assert.deepEqual(wholeFrame(0xa, payload), concat(frameHead(0xa, length), payload));
     });
   }
+
+  for (const length of [0, 125, 126, 65_535, 65_536]) {
+    test(`frameInPlace() frames ${length} bytes in the room before them, once`, () => {
+      const buf = withHeadRoom(length + 5);
+      for (let i = 0; i < length; i++) buf[i] = i * 7;
+      // Not lent yet: the reader may still read into it.
+      assert.equal(frameInPlace(0x2, buf.subarray(0, length)), undefined);
+      const payload = lendHeadRoom(buf.subarray(0, length));
+      const expected = new Uint8Array([...frameHead(0x2, length), ...payload]);
+      const frame = frameInPlace(0x2, payload);
+      assert.deepEqual(frame, expected);
+      assert.equal(frame!.buffer, payload.buffer); // no copy
+      assert.equal(frameInPlace(0x2, payload), undefined);
+      // A view that does not start right after the room has none.
+      assert.equal(
+        frameInPlace(0x2, lendHeadRoom(withHeadRoom(length + 1).subarray(1))),
+        undefined,
+      );
+    });
+  }
+
+  test("frameInPlace() leaves buffers it did not make alone", () => {
+    const buf = new Uint8Array(HEAD_ROOM + 4).fill(9);
+    assert.equal(frameInPlace(0x2, buf.subarray(HEAD_ROOM)), undefined);
+    // Nor does lending room from a buffer that has none before the view.
+    assert.equal(frameInPlace(0x2, lendHeadRoom(buf.subarray(1))), undefined);
+    assert.deepEqual(buf, new Uint8Array(HEAD_ROOM + 4).fill(9));
+  });
 
   test("closePayload() cuts a long reason to fit a control frame", () => {
     const payload = closePayload(1011, "x".repeat(300));

@@ -8,6 +8,7 @@
  */
 import { CONNECT_TIMEOUT_MS } from "../../lib/limits.ts";
 import { READY, StreamViews } from "../../lib/bridge/chunks.ts";
+import { lendHeadRoom, withHeadRoom } from "../../lib/protocol/server_frames.ts";
 import type { ChunkReader, ChunkWriter, Conn, Target } from "../../lib/types.ts";
 import type { ConnectOptions } from "./node.ts";
 
@@ -53,7 +54,9 @@ class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
   // The read buffer grows with the flow and shrinks back: an idle session
   // pins a 256-byte buffer in its pending read, not 64 KiB.
   #size = MIN_READ;
-  #buf = new Uint8Array(MIN_READ);
+  // Large reads are sent on as one WebSocket frame each: room for its head
+  // spares the node:net writev of Deno a copy of the payload.
+  #buf = withHeadRoom(MIN_READ);
 
   constructor(readonly conn: DenoConn) {
     super();
@@ -93,10 +96,10 @@ class DenoSocketConn extends StreamViews<Uint8Array, Uint8Array>
     let value: Uint8Array;
     if (n < buf.length / 4) {
       value = buf.slice(0, n);
-      if (buf.length !== size) buf = new Uint8Array(size);
+      if (buf.length !== size) buf = withHeadRoom(size);
     } else {
-      value = buf.subarray(0, n);
-      buf = new Uint8Array(size);
+      value = lendHeadRoom(buf.subarray(0, n));
+      buf = withHeadRoom(size);
     }
     this.#buf = buf;
     return { done: false, value };

@@ -16,6 +16,7 @@ import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/brid
 import {
   closePayload,
   frameHead,
+  frameInPlace,
   WHOLE_FRAME_MAX,
   wholeFrame,
 } from "../../lib/protocol/server_frames.ts";
@@ -296,9 +297,11 @@ class WsWriter extends SocketWriter<Uint8Array | string> {
     return true;
   }
 
-  /** Writes one frame (head and payload go out in one writev, or one buffer if small). */
+  /** Writes one frame: in one buffer (head room, or a small payload copied) or one writev. */
   frame(opcode: number, payload: Uint8Array): void {
     if (!this.sock.writable) return;
+    const whole = frameInPlace(opcode, payload);
+    if (whole) return this.send(whole);
     if (payload.length <= WHOLE_FRAME_MAX) return this.send(wholeFrame(opcode, payload));
     this.send(frameHead(opcode, payload.length));
     if (payload.length > 0) this.send(payload);
