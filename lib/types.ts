@@ -164,6 +164,25 @@ export type UpgradeDecision =
     readonly release?: () => void;
   };
 
+/** A request's headers read by name, in any case, as `Headers.get()` reads them. */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
+/**
+ * A WebSocket upgrade request as the server read it: what deciding it needs,
+ * without the cost of a fetch `Request`, which is built only for a hook that
+ * takes one.
+ */
+export interface UpgradeRequest {
+  readonly method: string;
+  /** The absolute request URL, as a `Request` built from it parses it. */
+  readonly url: string;
+  readonly headers: HeaderReader;
+  /** The request as a fetch `Request`, built on the first call. */
+  request(): Request;
+}
+
 /** What the server adapter passes to the HTTP app with each plain request. */
 export interface RequestEnv {
   readonly info: ConnInfo;
@@ -173,8 +192,8 @@ export interface RequestEnv {
 export interface ServerHandlers {
   /** Answers plain HTTP requests (the Hono app). */
   fetch(req: Request, env: RequestEnv): Response | Promise<Response>;
-  /** Decides a WebSocket upgrade request. */
-  upgrade(req: Request, info: ConnInfo): Promise<UpgradeDecision>;
+  /** Decides a WebSocket upgrade request; at once when nothing it asks waits. */
+  upgrade(req: UpgradeRequest, info: ConnInfo): UpgradeDecision | Promise<UpgradeDecision>;
   /**
    * Takes over a WebSocket the app accepted; `token` and `release` are the
    * decision's (see {@link UpgradeDecision}), `release` to call once the

@@ -263,33 +263,58 @@ describe("the Host header", () => {
     await echo.close();
   });
 
+  /** An upgrade with token `a` and `host`, whole or in two writes; what came back. */
+  function sendHead(host: string, split: boolean): Promise<string> {
+    const head = upgradeHead("/?token=a", host);
+    const cut = head.indexOf("\r\n") + 2;
+    return exchange(proxy.addr.port, split ? [head.slice(0, cut), head.slice(cut)] : [head]);
+  }
+
   const bad = ["h?token=b#", "h#x", "h/x", "a b", "[::1", "::1]", "[::1]x", "h:80?x", "h@i"];
   for (const [how, split] of [["whole (fast path)", false], ["split (node:http)", true]] as const) {
     for (const host of bad) {
       test(`Host ${JSON.stringify(host)} sent ${how} gets 400`, async () => {
         looked.length = 0;
-        const head = upgradeHead("/?token=a", host);
-        const cut = head.indexOf("\r\n") + 2;
-        const raw = await exchange(
-          proxy.addr.port,
-          split ? [head.slice(0, cut), head.slice(cut)] : [head],
-        );
-        assert.match(raw, /^HTTP\/1\.1 400 /);
+        assert.match(await sendHead(host, split), /^HTTP\/1\.1 400 /);
         assert.deepEqual(looked, []);
       });
     }
     test(`Host [::1]:6080 sent ${how} is accepted`, async () => {
       looked.length = 0;
-      const head = upgradeHead("/?token=a", "[::1]:6080");
-      const cut = head.indexOf("\r\n") + 2;
-      const raw = await exchange(
-        proxy.addr.port,
-        split ? [head.slice(0, cut), head.slice(cut)] : [head],
-      );
-      assert.match(raw, /^HTTP\/1\.1 101 /);
+      assert.match(await sendHead("[::1]:6080", split), /^HTTP\/1\.1 101 /);
       assert.deepEqual(looked, ["a"]);
     });
   }
+
+  // Hosts of the Host syntax that the URL parser refuses: the whole-head
+  // path, which builds no Request, must refuse them as a Request would,
+  // also right after a good Host (it remembers the last good one).
+  const unparsable = ["h:99999", "[1:2]", "999.1.1.1", "a%00b"];
+  for (const [how, split] of [["whole (fast path)", false], ["split (node:http)", true]] as const) {
+    test(`Hosts the URL parser refuses, sent ${how}, get 400 without a lookup`, async () => {
+      for (const host of unparsable) {
+        looked.length = 0;
+        const good = await exchange(proxy.addr.port, [upgradeHead("/?token=a", "h:6080")]);
+        assert.match(good, /^HTTP\/1\.1 101 /);
+        assert.deepEqual(looked, ["a"]);
+        looked.length = 0;
+        assert.match(await sendHead(host, split), /^HTTP\/1\.1 400 /, host);
+        assert.deepEqual(looked, [], host);
+      }
+    });
+  }
+
+  test("a header sent twice is read joined, as a Request reads it", async () => {
+    const head = upgradeHead("/?token=a", "h").replace(
+      "Sec-WebSocket-Version",
+      "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: binary\r\nSec-WebSocket-Version",
+    );
+    for (const parts of [[head], [head.slice(0, 5), head.slice(5)]]) {
+      const raw = await exchange(proxy.addr.port, parts);
+      assert.match(raw, /^HTTP\/1\.1 101 /);
+      assert.match(raw, /\r\nSec-WebSocket-Protocol: binary\r\n/);
+    }
+  });
 
   test("a plain request with a bad Host gets 400", async () => {
     const res = await within(

@@ -18,7 +18,11 @@ import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../../lib/protocol/sniff.ts";
 import { clientLabel } from "../../lib/target.ts";
-import { parseUpgradeHead } from "../../lib/protocol/upgrade_head.ts";
+import {
+  HeadRequest,
+  parseUpgradeHead,
+  upgradeRequestOf,
+} from "../../lib/protocol/upgrade_head.ts";
 import { requestUrl } from "../../lib/protocol/host.ts";
 import type {
   ConnInfo,
@@ -26,6 +30,7 @@ import type {
   NetAddr,
   ServerHandlers,
   UpgradeDecision,
+  UpgradeRequest,
 } from "../../lib/types.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../lib/limits.ts";
 import { bind, type ListenAt, releaseInherited } from "./bind.ts";
@@ -111,61 +116,101 @@ export async function listenNode(
   // (`docs/runtimes.md`, "Deno: node:http that never listens"). It only
   // reads the flag.
   Object.defineProperty(httpServer, "listening", { get: () => true });
-  /** Asks the app about an upgrade and acts on its decision; `head` is what followed the request head. */
+  /** Answers an upgrade request that could not be read or decided. */
+  const badRequest = (socket: Duplex, deadline: HandshakeDeadline | undefined): void => {
+    onRefuse?.(400);
+    void answer(socket, new Response("Bad request", { status: 400 }), deadline);
+  };
+  /**
+   * Asks the app about an upgrade and acts on its decision, at once when the
+   * app decided at once; `head` is what followed the request head.
+   */
   const upgrade = (
     socket: Duplex,
-    request: () => Request,
+    req: UpgradeRequest,
     websocket: boolean,
     head: Uint8Array,
     info: ConnInfo,
-    release?: () => void,
-  ) => {
-    let req: Request;
-    const raw = rawSocket(socket);
-    const deadline = pending.get(raw);
-    Promise.resolve()
-      .then(() => {
-        req = request();
-        // Another protocol (h2c, ...) is a plain request, as upstream has it.
-        return websocket ? handlers.upgrade(req, info) : refusedWith(handlers.fetch(req, { info }));
-      })
-      .then((decision) => {
-        if (decision.kind === "refuse") {
-          onRefuse?.(decision.response.status);
-          return answer(socket, decision.response, deadline);
-        }
-        if (!socket.readable || !socket.writable) {
-          decision.release?.();
-          return void socket.destroy();
-        }
-        // The session owns the socket now, and a TLS one the raw socket under
-        // it: no deadline, and closing the listener (--timeout, shutdown) must
-        // not cut either.
-        deadline?.stop();
-        pending.delete(raw);
-        const key = req.headers.get("sec-websocket-key")!;
-        let ws;
-        try {
-          ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
-        } catch (error) {
-          decision.release?.();
-          throw error;
-        }
-        const client = decision.info ?? info;
-        handlers.open(ws, decision.target, client, decision.token, decision.release);
-        release?.();
-        socket.resume();
-      })
-      .catch(() => {
-        onRefuse?.(400);
-        return answer(socket, new Response("Bad request", { status: 400 }), deadline);
-      });
+    sniffer?: Sniffer,
+  ): void => {
+    const deadline = pending.get(rawSocket(socket));
+    let decision;
+    try {
+      // Another protocol (h2c, ...) is a plain request, as upstream has it.
+      decision = websocket
+        ? handlers.upgrade(req, info)
+        : refusedWith(handlers.fetch(req.request(), { info }));
+    } catch {
+      return badRequest(socket, deadline);
+    }
+    if (!(decision instanceof Promise)) {
+      return act(socket, decision, req, head, info, deadline, sniffer);
+    }
+    decision.then(
+      (decided) => act(socket, decided, req, head, info, deadline, sniffer),
+      () => badRequest(socket, deadline),
+    );
+  };
+  const act = (
+    socket: Duplex,
+    decision: UpgradeDecision,
+    req: UpgradeRequest,
+    head: Uint8Array,
+    info: ConnInfo,
+    deadline: HandshakeDeadline | undefined,
+    sniffer: Sniffer | undefined,
+  ): void => {
+    if (decision.kind === "refuse") {
+      onRefuse?.(decision.response.status);
+      return void answer(socket, decision.response, deadline);
+    }
+    if (!socket.readable || !socket.writable) {
+      decision.release?.();
+      return void socket.destroy();
+    }
+    // The session owns the socket now, and a TLS one the raw socket under
+    // it: no deadline, and closing the listener (--timeout, shutdown) must
+    // not cut either.
+    deadline?.stop();
+    pending.delete(rawSocket(socket));
+    let ws;
+    try {
+      const key = req.headers.get("sec-websocket-key")!;
+      ws = acceptWebSocket(socket as net.Socket, key, decision.protocol, head);
+    } catch {
+      decision.release?.();
+      return badRequest(socket, deadline);
+    }
+    try {
+      handlers.open(ws, decision.target, decision.info ?? info, decision.token, decision.release);
+    } catch {
+      return badRequest(socket, deadline);
+    }
+    if (sniffer) socket.off("data", sniffer);
+    socket.resume();
   };
   httpServer.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", destroySelf);
+    let request;
+    try {
+      request = toRequest(req);
+    } catch {
+      return badRequest(socket, pending.get(rawSocket(socket)));
+    }
     const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
-    upgrade(socket, () => toRequest(req), websocket, head, infos.get(socket)!);
+    upgrade(socket, upgradeRequestOf(request), websocket, head, infos.get(socket)!);
   });
+  // The last Host header whose URL parsed: clients send the same one again.
+  let goodHost: string | undefined;
+  /** The URL of a parsed head; throws for a Host a `Request` would refuse. */
+  const urlOf = (host: string | undefined, path: string): string => {
+    const url = requestUrl(host, path);
+    if (host !== goodHost) {
+      new URL(url);
+      goodHost = host;
+    }
+    return url;
+  };
   /**
    * Hands an accepted socket to `server` as if that had accepted it, with
    * the first bytes put back: they were read here to tell what it speaks.
@@ -174,11 +219,11 @@ export async function listenNode(
     server: net.Server,
     sock: net.Socket,
     first: Uint8Array,
-    release: () => void,
+    sniffer: Sniffer,
   ) => {
     sock.unshift(first);
     server.emit("connection", sock);
-    release();
+    sock.off("data", sniffer);
     // Deno and Bun need the resume after the new owner has attached.
     process.nextTick(() => sock.resume());
   };
@@ -208,7 +253,7 @@ export async function listenNode(
     log.info(`${clientLabel(info)}: TLS error: ${tlsErrorText(error)}`);
   });
 
-  const route = (sock: net.Socket, first: Uint8Array, release: () => void) => {
+  const route = (sock: net.Socket, first: Uint8Array, sniffer: Sniffer) => {
     const info = infos.get(sock)!;
     const client = clientLabel(info);
     const kind = classifyFirstBytes(first);
@@ -217,7 +262,7 @@ export async function listenNode(
       sock.end(POLICY_RESPONSE);
       sock.resume();
     } else if (kind === "tls" && tlsServer) {
-      handOver(tlsServer, sock, first, release);
+      handOver(tlsServer, sock, first, sniffer);
     } else if (kind === "tls") {
       log.info(`${client}: SSL connection but no certificate is configured`);
       sock.destroy();
@@ -227,10 +272,14 @@ export async function listenNode(
     } else {
       // A whole WebSocket upgrade in the first bytes needs no HTTP server.
       const head = parseUpgradeHead(first);
-      if (!head) return handOver(httpServer, sock, first, release);
-      const request = () =>
-        new Request(requestUrl(head.host, head.path), { method: "GET", headers: head.headers });
-      upgrade(sock, request, true, first.subarray(head.length), info, release);
+      if (!head) return handOver(httpServer, sock, first, sniffer);
+      let url;
+      try {
+        url = urlOf(head.host, head.path);
+      } catch {
+        return badRequest(sock, pending.get(sock));
+      }
+      upgrade(sock, new HeadRequest(head, url), true, first.subarray(head.length), info, sniffer);
     }
   };
 
@@ -244,17 +293,19 @@ export async function listenNode(
       : { id: nextId++, remote, tls: false };
     const deadline = new HandshakeDeadline(sock, handshakeMs);
     pending.set(sock, deadline);
-    // Not `deadline`: this closure lives as long as the session.
-    sock.once("close", () => {
-      connections--;
-      pending.get(sock)?.stop();
-      pending.delete(sock);
-    });
+    sock.on("close", onClose);
     sock.on("error", destroySelf);
-    if (!("path" in options.at)) sock.setNoDelay(true);
+    if (noDelay) sock.setNoDelay(true);
     infos.set(sock, info);
-    sniff(sock, deadline, (first, release) => route(sock, first, release), proxied);
+    sniff(sock, deadline, route, proxied);
   });
+  const noDelay = !("path" in options.at);
+  // Shared, not a closure per connection: it lives as long as the session.
+  function onClose(this: net.Socket): void {
+    connections--;
+    pending.get(this)?.stop();
+    pending.delete(this);
+  }
   /** Takes the client from a connection's PROXY header, or closes one without. */
   const proxied = options.proxyProtocol
     ? (sock: net.Socket, header: ProxyHeader): void => {
@@ -299,20 +350,23 @@ async function refusedWith(response: Response | Promise<Response>): Promise<Upgr
   return { kind: "refuse", response: await response };
 }
 
+/** A connection's `data` listener while its first bytes are read. */
+type Sniffer = (chunk: Uint8Array) => void;
+
 /**
  * Reads until the first bytes say what the connection speaks, pauses and
  * calls `decide`, which owns the socket and the bytes from then on. A client
  * that sends nothing in time is dropped. With `proxied`, a PROXY protocol
  * header comes first: it is read whole (within its size limit) and handed
- * to `proxied`, and the bytes after it are sniffed. The new owner calls
- * `release` once it has its own `data` listener: removing ours while it is
- * the only one would delete the event's slot and put the socket's listener
- * table in dictionary mode (0.4 KiB for the session's life).
+ * to `proxied`, and the bytes after it are sniffed. The new owner removes
+ * the `sniffer` listener once it has its own `data` listener: removing ours
+ * while it is the only one would delete the event's slot and put the
+ * socket's listener table in dictionary mode (0.4 KiB for the session's life).
  */
 function sniff(
   sock: net.Socket,
   deadline: HandshakeDeadline,
-  decide: (first: Uint8Array, release: () => void) => void,
+  decide: (sock: net.Socket, first: Uint8Array, sniffer: Sniffer) => void,
   proxied?: (sock: net.Socket, header: ProxyHeader) => void,
 ): void {
   let first: Uint8Array = new Uint8Array(0);
@@ -335,7 +389,7 @@ function sniff(
     sock.pause();
     const bytes = first;
     first = EMPTY;
-    decide(bytes, () => sock.off("data", onData));
+    decide(sock, bytes, onData);
   };
   sock.on("data", onData);
   sock.resume();

@@ -8,12 +8,20 @@ import { Hono } from "hono";
 import { checkHandshake } from "../protocol/handshake.ts";
 import { errorText } from "../errors.ts";
 import { logEvent, type Logger } from "../log.ts";
-import { type Admission, CLIENT_NOT_ALLOWED, type Refusal } from "./admission.ts";
+import { type Admission, CLIENT_NOT_ALLOWED, type Refusal, type Ticket } from "./admission.ts";
 import { refuse, refuseFields } from "./refuse.ts";
 import { clientLabel } from "../target.ts";
 import type { Cidr } from "../net/cidr.ts";
 import { clientThroughProxies } from "../net/forwarded.ts";
-import type { ConnInfo, RequestEnv, ServerHandlers, Target, UpgradeDecision } from "../types.ts";
+import type {
+  ConnInfo,
+  RequestEnv,
+  ServerHandlers,
+  Target,
+  UpgradeDecision,
+  UpgradeRequest,
+} from "../types.ts";
+import { upgradeRequestOf } from "../protocol/upgrade_head.ts";
 import { serveWeb, type WebOptions } from "./web.ts";
 
 /** A target with the token that chose it (with a token plugin). */
@@ -25,7 +33,7 @@ export interface ResolvedTarget {
 
 /** Picks the target for an upgrade, or refuses it with a response. */
 export type ResolveTarget = (
-  req: Request,
+  req: UpgradeRequest,
   info: ConnInfo,
 ) =>
   | Target
@@ -74,8 +82,11 @@ const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
  * `upgrade` decides WebSocket upgrades as data, which the server acts on.
  */
 export type App = Hono<{ Bindings: RequestEnv }> & {
-  /** Decides a WebSocket upgrade request; never rejects. */
-  readonly upgrade: ServerHandlers["upgrade"];
+  /** Decides a WebSocket upgrade request (or a fetch `Request` of one); never rejects. */
+  readonly upgrade: (
+    req: UpgradeRequest | Request,
+    info: ConnInfo,
+  ) => ReturnType<ServerHandlers["upgrade"]>;
 };
 
 /**
@@ -141,64 +152,110 @@ export function createApp(options: AppOptions): App {
     return refused(info, 405, "Method Not Allowed");
   });
 
-  const upgrade = async (req: Request, conn: ConnInfo): Promise<UpgradeDecision> => {
-    const info = clientOf(conn, req);
+  /** The accepting decision for what `resolveTarget` returned, or a refusal. */
+  const decide = (
+    resolved: Target | ResolvedTarget | Response,
+    protocol: string,
+    info: ConnInfo,
+    conn: ConnInfo,
+    ticket: Ticket | undefined,
+  ): UpgradeDecision => {
+    if (resolved instanceof Response) {
+      ticket?.cancel();
+      return refusal(resolved);
+    }
+    const accepted: ResolvedTarget = "target" in resolved ? resolved : { target: resolved };
+    const full = ticket?.token(accepted.token);
+    if (full) return refusal(refusedBy(info, full));
+    return {
+      kind: "accept",
+      protocol,
+      ...accepted,
+      ...ticket && { release: () => ticket.release() },
+      ...info !== conn && { info },
+    };
+  };
+  const failed = (error: unknown, info: ConnInfo, ticket: Ticket | undefined): UpgradeDecision => {
+    ticket?.cancel();
+    // A hook that throws gets what Hono answers for a throwing handler.
+    log.error(`${clientLabel(info)}: ${errorText(error)}`);
+    return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));
+  };
+  /** The rest of a decision that waits: for `authenticate`, or for the target. */
+  const later = async (
+    req: UpgradeRequest,
+    resolving: Promise<Target | ResolvedTarget | Response> | undefined,
+    protocol: string,
+    info: ConnInfo,
+    conn: ConnInfo,
+    ticket: Ticket | undefined,
+  ): Promise<UpgradeDecision> => {
+    try {
+      if (!resolving) {
+        const denied = await options.authenticate?.(req.request(), info, options.target);
+        if (denied) {
+          ticket?.cancel();
+          return refusal(denied);
+        }
+      }
+      return decide(await (resolving ?? resolveTarget(req, info)), protocol, info, conn, ticket);
+    } catch (error) {
+      return failed(error, info, ticket);
+    }
+  };
+
+  // Not async: with no hook that waits (a fixed target, no auth) the
+  // decision is made at once, without a promise.
+  const upgrade = (
+    request: UpgradeRequest | Request,
+    conn: ConnInfo,
+  ): UpgradeDecision | Promise<UpgradeDecision> => {
+    const req = request instanceof Request ? upgradeRequestOf(request) : request;
+    const headers = req.headers;
+    const info = trusted ? clientThroughProxies(conn, headers, trusted) : conn;
     // First: a client that may not come in learns nothing else.
     if (admission && !admission.allowed(info)) {
       return refusal(refusedBy(info, CLIENT_NOT_ALLOWED));
     }
     const method = req.method;
-    if (!KNOWN_METHODS.includes(method)) {
-      return refusal(refused(info, 501, `Unsupported method ('${method}')`));
-    }
     if (method !== "GET") {
+      if (!KNOWN_METHODS.includes(method)) {
+        return refusal(refused(info, 501, `Unsupported method ('${method}')`));
+      }
       const res = refused(info, 405, "Method Not Allowed");
       // Without a body for HEAD, as Hono answers it.
       return refusal(method === "HEAD" ? new Response(null, res) : res);
     }
-    const headers = req.headers;
-    log.debug(
-      `${clientLabel(info)}: upgrade ${app.getPath(req)}, protocols '${
-        headers.get("sec-websocket-protocol") ?? ""
-      }', origin '${headers.get("origin") ?? ""}'`,
-    );
+    if (log.verbose) {
+      log.debug(
+        `${clientLabel(info)}: upgrade ${app.getPath(req.request())}, protocols '${
+          headers.get("sec-websocket-protocol") ?? ""
+        }', origin '${headers.get("origin") ?? ""}'`,
+      );
+    }
     const handshake = checkHandshake(headers);
     if (!handshake.ok) return refusal(refused(info, handshake.status, handshake.reason));
     // The caps before auth and the token lookup, which a full server spares.
     const ticket = admission?.enter(info);
     if (ticket && !("release" in ticket)) return refusal(refusedBy(info, ticket));
+    if (options.authenticate) return later(req, undefined, handshake.protocol, info, conn, ticket);
     try {
-      const denied = await options.authenticate?.(req, info, options.target);
-      if (denied) {
-        ticket?.cancel();
-        return refusal(denied);
-      }
-      const resolved = await resolveTarget(req, info);
-      if (resolved instanceof Response) {
-        ticket?.cancel();
-        return refusal(resolved);
-      }
-      const accepted: ResolvedTarget = "target" in resolved ? resolved : { target: resolved };
-      const full = ticket?.token(accepted.token);
-      if (full) return refusal(refusedBy(info, full));
-      return {
-        kind: "accept",
-        protocol: handshake.protocol,
-        ...accepted,
-        ...ticket && { release: () => ticket.release() },
-        ...info !== conn && { info },
-      };
+      const resolved = resolveTarget(req, info);
+      return isPromiseLike(resolved)
+        ? later(req, Promise.resolve(resolved), handshake.protocol, info, conn, ticket)
+        : decide(resolved, handshake.protocol, info, conn, ticket);
     } catch (error) {
-      ticket?.cancel();
-      // A hook that throws gets what Hono answers for a throwing handler.
-      log.error(`${clientLabel(info)}: ${errorText(error)}`);
-      return refusal(new Response("Internal Server Error", { status: 500, headers: TEXT }));
+      return failed(error, info, ticket);
     }
   };
   return Object.assign(app, { upgrade });
 }
 
 const TEXT = { "content-type": "text/plain; charset=UTF-8" };
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown }).then === "function";
+}
 
 function refusal(response: Response): UpgradeDecision {
   return { kind: "refuse", response };

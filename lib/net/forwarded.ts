@@ -6,7 +6,7 @@
  * @module
  */
 import { MAX_FORWARDED_HOPS } from "../limits.ts";
-import type { ConnInfo, NetAddr } from "../types.ts";
+import type { ConnInfo, HeaderReader, NetAddr } from "../types.ts";
 import { type Cidr, cidrContains, parseIp } from "./cidr.ts";
 
 /**
@@ -119,7 +119,7 @@ function xForwardedFor(header: string): string[] {
  */
 export function clientThroughProxies(
   info: ConnInfo,
-  headers: Headers,
+  headers: HeaderReader,
   trusted: readonly Cidr[],
 ): ConnInfo {
   if (!cidrContains(trusted, info.remote.hostname)) return info;

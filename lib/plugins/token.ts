@@ -11,6 +11,7 @@ import type { TokenPlugin } from "./plugins.ts";
 import { errorText, isAuthenticationError, UsageError } from "../errors.ts";
 import { refuse, refuseFields } from "../http/refuse.ts";
 import { clientLabel } from "../target.ts";
+import type { HeaderReader } from "../types.ts";
 
 /**
  * One place a token may come from (`--token-from`): the `token` query
@@ -84,7 +85,7 @@ export function parseTokenFrom(list: string): TokenSource[] {
  * ```
  */
 export function tokenFromRequest(
-  req: Request,
+  req: { readonly url: string; readonly headers: HeaderReader },
   from: boolean | readonly TokenSource[] = QUERY_TOKEN,
 ): string | undefined {
   const sources = from === true ? HOST_TOKEN : from === false ? QUERY_TOKEN : from;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { HeaderReader } from "../types.ts";
 
 /** The negotiated data encoding: `""` when the client offered nothing. */
 export type Subprotocol = "binary" | "base64" | "";
@@ -30,6 +31,7 @@ export type HandshakeResult =
  * ```
  */
 export function selectSubprotocol(header: string | null): Subprotocol | undefined {
+  if (header === "binary") return "binary"; // what noVNC sends
   if (header === null || header.trim() === "") return "";
   const offered = header.split(",").map((p) => p.trim());
   if (offered.includes("binary")) return "binary";
@@ -52,10 +54,10 @@ export function selectSubprotocol(header: string | null): Subprotocol | undefine
  * });
  * ```
  */
-export function checkHandshake(headers: Headers): HandshakeResult {
+export function checkHandshake(headers: HeaderReader): HandshakeResult {
   const version = headers.get("sec-websocket-version");
   if (version === null) return refuse("Missing Sec-WebSocket-Version header");
-  if (!["7", "8", "13"].includes(version.trim())) {
+  if (!VERSIONS.includes(version.trim())) {
     return refuse(`Unsupported protocol version ${version}`);
   }
   if (headers.get("sec-websocket-key") === null) {
@@ -65,6 +67,8 @@ export function checkHandshake(headers: Headers): HandshakeResult {
   if (protocol === undefined) return refuse("Invalid protocol selected");
   return { ok: true, protocol };
 }
+
+const VERSIONS = ["7", "8", "13"];
 
 function refuse(reason: string): HandshakeResult {
   return { ok: false, status: 400, reason };

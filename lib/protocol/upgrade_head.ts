@@ -10,6 +10,7 @@
  * @module
  */
 import { MAX_HEAD_BYTES, MAX_HEADERS } from "../limits.ts";
+import type { HeaderReader, UpgradeRequest } from "../types.ts";
 
 /** A WebSocket upgrade request head. */
 export interface UpgradeHead {
@@ -19,6 +20,8 @@ export interface UpgradeHead {
   readonly host: string | undefined;
   /** Header name/value pairs in the order received, names as sent. */
   readonly headers: [string, string][];
+  /** The header names in lower case, in the same order. */
+  readonly names: string[];
   /** The bytes of the head, blank line included: what follows is frames. */
   readonly length: number;
 }
@@ -54,6 +57,7 @@ export function parseUpgradeHead(bytes: Uint8Array): UpgradeHead | undefined {
   const path = REQUEST_LINE.exec(lines[0]!)?.[1];
   if (path === undefined) return undefined;
   const headers: [string, string][] = [];
+  const names: string[] = [];
   let host: string | undefined;
   let upgrade = false;
   let connection = false;
@@ -73,8 +77,9 @@ export function parseUpgradeHead(bytes: Uint8Array): UpgradeHead | undefined {
       connection ||= value.split(",").some((token) => token.trim().toLowerCase() === "upgrade");
     }
     headers.push([name, value]);
+    names.push(lower);
   }
-  return upgrade && connection ? { path, host, headers, length: end } : undefined;
+  return upgrade && connection ? { path, host, headers, names, length: end } : undefined;
 }
 
 /** The offset just past the first CRLFCRLF, or -1 if there is none or a non-ASCII byte comes first. */
@@ -88,4 +93,66 @@ function headEnd(bytes: Uint8Array): number {
     }
   }
   return -1;
+}
+
+/**
+ * A parsed upgrade head as an {@link UpgradeRequest}: headers are read from
+ * the parsed pairs, and the fetch `Request` is built only if asked for.
+ * `url` is the head's absolute URL, checked by the caller.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HeadRequest, parseUpgradeHead } from "./upgrade_head.ts";
+ *
+ * const bytes = new TextEncoder().encode(
+ *   "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-A: 1\r\n\r\n",
+ * );
+ * const req = new HeadRequest(parseUpgradeHead(bytes)!, "http://localhost/");
+ * assert.equal(req.headers.get("x-a"), "1");
+ * assert.equal(req.request().headers.get("X-A"), "1");
+ * ```
+ */
+export class HeadRequest implements UpgradeRequest, HeaderReader {
+  readonly method = "GET";
+  #request: Request | undefined;
+
+  constructor(readonly head: UpgradeHead, readonly url: string) {}
+
+  get headers(): HeaderReader {
+    return this;
+  }
+
+  get(name: string): string | null {
+    const names = this.head.names;
+    const lower = name.toLowerCase();
+    let found = -1;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] !== lower) continue;
+      // Repeated: joined as this runtime's `Headers` joins them.
+      if (found >= 0) return this.request().headers.get(name);
+      found = i;
+    }
+    return found < 0 ? null : this.head.headers[found]![1];
+  }
+
+  request(): Request {
+    return this.#request ??= new Request(this.url, { method: "GET", headers: this.head.headers });
+  }
+}
+
+/**
+ * A fetch `Request` as an {@link UpgradeRequest}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { upgradeRequestOf } from "./upgrade_head.ts";
+ *
+ * const req = new Request("http://h/", { headers: { upgrade: "websocket" } });
+ * assert.equal(upgradeRequestOf(req).headers.get("Upgrade"), "websocket");
+ * ```
+ */
+export function upgradeRequestOf(req: Request): UpgradeRequest {
+  return { method: req.method, url: req.url, headers: req.headers, request: () => req };
 }
