@@ -23,6 +23,13 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** How long a client may take to answer our close frame before it is cut off. */
 export const CLOSE_TIMEOUT_MS = 5000;
 
+/**
+ * How late a connection's deadline (handshake, close frame, connect, linger,
+ * heartbeat) may ring at most, in exchange for sharing one timer
+ * (lib/deadlines.ts); short delays get less, a twentieth of the delay.
+ */
+export const DEADLINE_GRANULARITY_MS = 100;
+
 /** How long a new connection may take to send its first bytes. */
 export const FIRST_BYTE_TIMEOUT_MS = 3000;
 

@@ -9,6 +9,7 @@
  */
 import type { Conn, Target } from "../../lib/types.ts";
 import { CONNECT_TIMEOUT_MS, HIGH_WATER_MARK } from "../../lib/limits.ts";
+import { type Alarm, deadlines } from "../../lib/deadlines.ts";
 import type { ConnectOptions } from "./node.ts";
 
 // --- the slice of the Bun API in use (no Bun types needed for tsc) ---
@@ -138,12 +139,12 @@ export async function connectBun(target: Target, options: ConnectOptions = {}): 
 
 /** Rejects with `ETIMEDOUT` after `ms`; a late socket is closed. */
 function withTimeout(connecting: Promise<BunSocket>, ms: number): Promise<BunSocket> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Alarm | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = deadlines.after(ms, () => {
       connecting.then((s) => s.end(), () => {});
       reject(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" }));
-    }, ms);
+    });
   });
-  return Promise.race([connecting, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([connecting, timeout]).finally(() => timer!.stop());
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { CONNECT_TIMEOUT_MS } from "../../lib/limits.ts";
+import { deadlines } from "../../lib/deadlines.ts";
 import { READY, StreamViews } from "../../lib/bridge/chunks.ts";
 import { lendHeadRoom, withHeadRoom } from "../../lib/protocol/server_frames.ts";
 import type { ChunkReader, ChunkWriter, Conn, Target } from "../../lib/types.ts";
@@ -230,13 +231,13 @@ async function connectWithin(
   ms: number,
 ): Promise<DenoConn> {
   const abort = new AbortController();
-  const timer = setTimeout(
-    () => abort.abort(new DOMException("connect timed out", "TimeoutError")),
+  const timer = deadlines.after(
     ms,
+    () => abort.abort(new DOMException("connect timed out", "TimeoutError")),
   );
   try {
     return await deno.connect({ hostname, port, transport: "tcp", signal: abort.signal });
   } finally {
-    clearTimeout(timer);
+    timer.stop();
   }
 }

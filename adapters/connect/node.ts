@@ -12,6 +12,7 @@ import tls from "node:tls";
 import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/bridge/chunks.ts";
 import type { ChunkWriter, Conn, Target } from "../../lib/types.ts";
 import { CONNECT_TIMEOUT_MS, HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../../lib/limits.ts";
+import { deadlines } from "../../lib/deadlines.ts";
 
 /** Wraps a connected socket. Bytes are not copied on the way through. */
 export function socketConn(sock: net.Socket): Conn {
@@ -188,16 +189,16 @@ export function connectNode(target: Target, options: ConnectOptions = {}): Promi
   const sock = openSocket(target, options);
   const timeoutMs = options.timeoutMs ?? CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = deadlines.after(timeoutMs, () => {
       sock.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" }));
-    }, timeoutMs);
+    });
     const onError = (error: Error) => {
-      clearTimeout(timer);
+      timer.stop();
       reject(error);
     };
     sock.once("error", onError);
     sock.once(target.kind === "tcp" && target.tls ? "secureConnect" : "connect", () => {
-      clearTimeout(timer);
+      timer.stop();
       if (target.kind === "tcp") sock.setKeepAlive(true);
       const conn = socketConn(sock);
       // After the conn's own listener: removing the only one would delete the

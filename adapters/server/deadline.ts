@@ -1,11 +1,13 @@
 /**
- * The one deadline helper for client connections: a timer that destroys a
- * connection's sockets unless it is stopped first. The timer calls a shared
- * function, no closure, so a deadline costs one object and one timer.
+ * The one deadline helper for client connections: an alarm on the shared
+ * deadline queue (lib/deadlines.ts) that destroys a connection's sockets
+ * unless it is stopped first. A deadline costs one object and no runtime
+ * timer of its own.
  *
  * @module
  */
 import type { Duplex } from "node:stream";
+import { Alarm, deadlines } from "../../lib/deadlines.ts";
 import { FIRST_BYTE_TIMEOUT_MS } from "../../lib/limits.ts";
 
 /**
@@ -21,12 +23,12 @@ import { FIRST_BYTE_TIMEOUT_MS } from "../../lib/limits.ts";
  * deadline.stop(); // ...unless stopped
  * ```
  */
-export class Deadline {
+export class Deadline extends Alarm {
   /** The connection's sockets: the accepted one, and a TLS one over it. */
   readonly #sockets: Duplex[];
-  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(sock: Duplex, ms: number) {
+    super();
     this.#sockets = [sock];
     this.arm(ms);
   }
@@ -38,17 +40,12 @@ export class Deadline {
 
   /** Starts the time again: `ms` from now (0 or less: at once). */
   arm(ms: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(Deadline.#expire, Math.max(ms, 0), this);
+    deadlines.arm(this, ms);
   }
 
-  stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  static #expire(deadline: Deadline): void {
-    for (const sock of deadline.#sockets) sock.destroy();
+  /** The time is up. */
+  ring(): void {
+    for (const sock of this.#sockets) sock.destroy();
   }
 }
 
@@ -60,7 +57,6 @@ export class Deadline {
  */
 export class HandshakeDeadline extends Deadline {
   readonly #ms: number;
-  readonly #start = Date.now();
   /** Requests being answered. */
   #answering = 0;
 
@@ -71,8 +67,12 @@ export class HandshakeDeadline extends Deadline {
 
   /** The first bytes arrived: what is left of `ms` since the accept. */
   firstBytes(): void {
-    if (this.#ms > 0) this.arm(this.#start + this.#ms - Date.now());
-    else this.stop();
+    // Armed at the accept for the first bytes' limit, which is also all of
+    // `ms` when that is shorter: only a longer `ms` moves the deadline.
+    if (this.#ms <= 0) this.stop();
+    else if (this.#ms > FIRST_BYTE_TIMEOUT_MS && this.armed) {
+      deadlines.armAt(this, this.due + this.#ms - FIRST_BYTE_TIMEOUT_MS);
+    }
   }
 
   /** A request is being answered: no limit until the answer is written. */

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { type Alarm, deadlines } from "../deadlines.ts";
 import { LINGER_MS } from "../limits.ts";
 import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
 import { startHeartbeat } from "./heartbeat.ts";
@@ -109,7 +110,7 @@ export async function bridge(
     stats.closedBy ??= "error";
     ws.abort();
   });
-  let linger: ReturnType<typeof setTimeout> | undefined;
+  let linger: Alarm | undefined;
   let clientDone = false;
   const onAbort = () => {
     stats.closedBy ??= "server";
@@ -126,7 +127,7 @@ export async function bridge(
     let running = 2;
     const ended = () => {
       if (--running > 0) return;
-      clearTimeout(linger);
+      linger?.stop();
       conn.close();
       stopHeartbeat();
       signal?.removeEventListener("abort", onAbort);
@@ -141,7 +142,7 @@ export async function bridge(
       fromClient.cancel().catch(noop);
       clientDone = true;
       const ms = signal?.aborted ? 0 : options.lingerMs ?? LINGER_MS;
-      linger = setTimeout(() => conn.close(), ms);
+      linger = deadlines.after(ms, () => conn.close());
       ended();
     };
     const clientFailed = (error: unknown) => {

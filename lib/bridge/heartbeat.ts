@@ -4,9 +4,33 @@
  *
  * @module
  */
+import { Alarm, deadlines } from "../deadlines.ts";
 import type { WsConn } from "../types.ts";
 
 const noop = () => {};
+
+/** One session's heartbeat: an alarm on the shared deadline queue, re-armed each beat. */
+class Heartbeat extends Alarm {
+  missed = 0;
+
+  constructor(
+    readonly ws: WsConn,
+    readonly ms: number,
+    readonly onTimeout: () => void,
+  ) {
+    super();
+    deadlines.arm(this, ms);
+  }
+
+  ring(): void {
+    deadlines.arm(this, this.ms);
+    if (this.missed >= 2) this.onTimeout();
+    else {
+      this.missed++;
+      this.ws.ping();
+    }
+  }
+}
 
 /** Pings every `ms`; drops a client that has missed two pongs in a row. */
 export function startHeartbeat(
@@ -15,17 +39,10 @@ export function startHeartbeat(
   onTimeout: () => void,
 ): () => void {
   if (!ms || ms <= 0) return noop;
-  let missed = 0;
-  ws.onpong = () => (missed = 0);
-  const timer = setInterval(() => {
-    if (missed >= 2) onTimeout();
-    else {
-      missed++;
-      ws.ping();
-    }
-  }, ms);
+  const beat = new Heartbeat(ws, ms, onTimeout);
+  ws.onpong = () => (beat.missed = 0);
   return () => {
-    clearInterval(timer);
+    beat.stop();
     ws.onpong = null;
   };
 }
