@@ -59,6 +59,11 @@ describe("parseUpgradeHead()", () => {
     ["another protocol", HEAD.replace("Upgrade: websocket", "Upgrade: h2c")],
     ["no Upgrade header", HEAD.replace("Upgrade: websocket\r\n", "")],
     ["no upgrade in Connection", HEAD.replace("Connection: Upgrade", "Connection: keep-alive")],
+    // Deno's node:http reads "close, upgrade\t,x" as a plain request, Node's as an upgrade.
+    [
+      "a tab in the Connection list",
+      HEAD.replace("Connection: Upgrade", "Connection: upgrade\t,x"),
+    ],
     [
       "a head past the size limit",
       HEAD.replace("X-Empty:", `X-Big: ${"a".repeat(MAX_HEAD_BYTES)}`),

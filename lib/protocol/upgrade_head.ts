@@ -74,6 +74,8 @@ export function parseUpgradeHead(bytes: Uint8Array): UpgradeHead | undefined {
     } else if (lower === "upgrade") {
       upgrade = value.toLowerCase() === "websocket";
     } else if (lower === "connection") {
+      // Runtimes' node:http split a list with tabs in it differently: leave it to them.
+      if (value.includes("\t")) return undefined;
       connection ||= value.split(",").some((token) => token.trim().toLowerCase() === "upgrade");
     }
     headers.push([name, value]);
