@@ -13,7 +13,8 @@
  * and `node_modules` linked) in one run, alternating them `--reps` times per runtime;
  * `--args` passes space-separated options to every proxy (before its addresses);
  * `--pin` runs each proxy alone on the last CPU and this process and the target
- * on the others (`taskset`), so that the proxy's own CPU bounds its rate.
+ * on the others (`taskset`, as `bench/run.ts` does by default), so that the
+ * proxy's own CPU bounds its rate.
  *
  * @module
  */
@@ -21,7 +22,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { Endpoint } from "./_client.ts";
 import { download, handshakes, upload } from "./_measure.ts";
@@ -37,7 +37,6 @@ import {
   steadyHarness,
 } from "./_proc.ts";
 
-steadyHarness();
 const { values } = parseArgs({
   options: {
     runtime: { type: "string", default: "deno,bun,node" },
@@ -48,6 +47,7 @@ const { values } = parseArgs({
     pin: { type: "boolean", default: false },
   },
 });
+const pinning = steadyHarness(values.pin);
 const roots = values.root.split(",").map((dir) => path.resolve(dir));
 const reps = Number(values.reps);
 const proxyArgs = values.args.split(" ").filter((a) => a !== "");
@@ -78,21 +78,11 @@ async function phase(
 }
 
 const target = await startTarget(65536);
-const last = os.availableParallelism() - 1;
-/** `taskset` prefix for the proxy, after this process and the target (all threads) moved off its CPU. */
-const pinned = values.pin ? ["taskset", "-c", String(last)] : [];
-if (values.pin) {
-  for (const pid of [process.pid, target.pid]) {
-    execFileSync("taskset", ["-a", "-cp", `0-${Math.max(0, last - 1)}`, String(pid)], {
-      stdio: "ignore",
-    });
-  }
-}
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "websockify-cpu-"));
 const runtimes = values.runtime.split(",") as ServerName[];
 if (runtimes.includes("node") && roots.includes(path.resolve(ROOT))) buildDist();
 const opts = (proxyArgs.length > 0 ? `, options ${proxyArgs.join(" ")}` : "") +
-  (values.pin ? `, proxy alone on CPU ${last}` : "");
+  (pinning.proxy ? `, ${pinning.note}` : "");
 console.log(`CPU (user + system) and minor page faults per unit of work${opts}:\n`);
 roots.forEach((root, i) => console.log(`- root ${i + 1}: ${root}`));
 console.log(
@@ -101,7 +91,7 @@ console.log(
 /** `name`'s proxy command, with its entry point (the last word) in `root`. */
 const commandIn = (name: ServerName, root: string) => {
   const cmd = proxyCommand(name);
-  return [...pinned, ...cmd.slice(0, -1), path.join(root, cmd.at(-1)!), ...proxyArgs];
+  return [...cmd.slice(0, -1), path.join(root, cmd.at(-1)!), ...proxyArgs];
 };
 const runs = runtimes.flatMap((name) =>
   Array.from({ length: reps }, () => roots.map((root, i) => ({ name, root, i }))).flat()

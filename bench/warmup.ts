@@ -3,8 +3,9 @@
  * `--first` (2000) 64-byte echoes on the first connection after the proxy
  * starts, then `--warm` (20,000) more, of which the last `--tail` (2000) give
  * the warm p50. Raw TCP to the same target runs the same loop in the same
- * run. The proxy runs alone on core 1 and this client and the target on core
- * 0 (the script re-runs itself under `taskset -c 0`), as in issue 16.
+ * run. The proxy runs alone on the last CPU and this client and the target on
+ * the others (`steadyHarness()` in `_proc.ts` re-runs the script under
+ * `taskset`), as in issue 16.
  *
  * Run: `node --import tsx bench/warmup.ts [--runtime deno,bun,node] [--root DIR,DIR]
  * [--reps N] [--first 2000] [--warm 20000] [--tail 2000] [--slow 10] [--flags "A|B"]`.
@@ -17,7 +18,6 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -37,16 +37,7 @@ import {
   steadyHarness,
 } from "./_proc.ts";
 
-const PINNED = "WEBSOCKIFY_BENCH_PINNED";
-if (!process.env[PINNED]) {
-  const args = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const result = spawnSync("taskset", ["-c", "0", ...args], {
-    stdio: "inherit",
-    env: { ...process.env, [PINNED]: "1" },
-  });
-  process.exit(result.status ?? 1);
-}
-steadyHarness();
+steadyHarness(true);
 
 const { values } = parseArgs({
   options: {
@@ -217,7 +208,7 @@ for (let rep = 0; rep < reps; rep++) {
         const entry = [...cmd.slice(0, -1), ...flags, path.join(root, cmd.at(-1)!)];
         const log = path.join(logDir, `${runtime}.log`);
         const proxy = await startCommand(
-          ["taskset", "-c", "1", ...entry],
+          entry,
           "127.0.0.1:0",
           target.port,
           log,
