@@ -320,6 +320,8 @@ async function startLighttpd(
   ].join("\n");
   const confFile = `${base}.conf`;
   fs.writeFileSync(confFile, conf);
+  // A second start with the same file names must not see the first one's banner.
+  fs.rmSync(`${base}.error.log`, { force: true });
   const proc = spawnLogged(["lighttpd", "-D", "-f", confFile], logFile, fds);
   await waitForLine(proc, `${base}.error.log`, /server started/, "lighttpd");
   return { ...proc, port };

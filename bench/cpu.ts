@@ -6,7 +6,7 @@
  * page faults show allocator trouble that throughput alone hides (it found
  * glibc handing back and re-faulting the Node proxy's read buffers).
  *
- * Run: `node --import tsx bench/cpu.ts [--runtime deno,bun,node] [--steps par,up,down]
+ * Run: `node --import tsx bench/cpu.ts [--runtime deno,bun,node,lighttpd,python,relay] [--steps par,up,down]
  * [--root DIR,DIR] [--reps N] [--args="OPTIONS"]`, steps from `seq` (500 handshakes one
  * at a time), `par` (3000, 16 at a time), `up` and `down` (256 MiB), each run in order.
  * `--root` measures several checkouts (e.g. an old commit extracted with `dist/` built
@@ -29,10 +29,12 @@ import {
   buildDist,
   cpuTimes,
   killAll,
+  PEERS,
   proxyCommand,
   ROOT,
   type ServerName,
   startCommand,
+  startProxy,
   startTarget,
   steadyHarness,
 } from "./_proc.ts";
@@ -99,14 +101,11 @@ const runs = runtimes.flatMap((name) =>
 for (const { name: runtime, root, i } of runs) {
   const name = roots.length > 1 ? `${runtime} (root ${i + 1})` : runtime;
   const log = path.join(logDir, `${runtime}.log`);
-  const proxy = await startCommand(
-    commandIn(runtime, root),
-    "127.0.0.1:0",
-    target.port,
-    log,
-    65536,
-  );
-  const ep: Endpoint = { kind: "ws", port: proxy.port };
+  // The peers (`lighttpd`, `python`, `relay`) have no checkout to pick.
+  const proxy = PEERS.includes(runtime) || runtime === "relay"
+    ? await startProxy(runtime, target.port, log, 65536)
+    : await startCommand(commandIn(runtime, root), "127.0.0.1:0", target.port, log, 65536);
+  const ep: Endpoint = { kind: runtime === "relay" ? "tcp" : "ws", port: proxy.port };
   const pids: [string, number | "self"][] = [
     ["client", "self"],
     ["target", target.pid],
