@@ -104,8 +104,11 @@ export const REDIS_QUEUE_MAX = 1000;
  */
 export const TOKEN_FILE_RACY_MS = 2000;
 
-/** Write the log file at once past this many queued characters, to bound memory in a flood. */
-export const LOG_FILE_MAX_PENDING = 64 * 1024;
+/**
+ * Write log lines (stderr, the log file) at once past this many queued
+ * characters, rather than at the end of the turn, to bound memory in a flood.
+ */
+export const LOG_MAX_PENDING = 64 * 1024;
 
 /** Retry a failed syslog name lookup this much later; messages meanwhile are dropped. */
 export const SYSLOG_RETRY_MS = 5000;

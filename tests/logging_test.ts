@@ -13,6 +13,9 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { openLogFile } from "../adapters/output/log_file.ts";
+import { TextBatch } from "../adapters/output/text_batch.ts";
+import { processHost } from "../adapters/cli/host.ts";
+import { LOG_MAX_PENDING } from "../lib/limits.ts";
 import { createSyslogSink } from "../adapters/output/syslog.ts";
 import { loggerCommand, loggerLine } from "../adapters/output/syslog_unix.ts";
 import { createLogger, type Level, logEvent, tokenLabel } from "../lib/log.ts";
@@ -26,6 +29,7 @@ import {
 } from "../lib/output/syslog.ts";
 import { UsageError } from "../lib/errors.ts";
 import {
+  cliCommand,
   type CliProcess,
   closed,
   openClient,
@@ -34,6 +38,7 @@ import {
   ROOT,
   runCli,
   spawnCli,
+  spawnCommand,
   startEchoServer,
   startTcpServer,
   type TcpServer,
@@ -319,6 +324,60 @@ async function udpServer(): Promise<{ port: number; messages: Buffer[] }> {
   cleanups.push(() => socket.close());
   return { port: socket.address().port, messages };
 }
+
+describe("stderr and log lines are written once per turn", () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  test("a turn's lines are one write, in order; a flood is written at once", async () => {
+    const writes: string[] = [];
+    const batch = new TextBatch((text) => writes.push(text));
+    batch.push("a\n");
+    batch.push("b\n");
+    assert.deepEqual(writes, [], "nothing before the turn ends");
+    await nextTurn();
+    assert.deepEqual(writes, ["a\nb\n"]);
+    const big = "x".repeat(LOG_MAX_PENDING);
+    batch.push("c\n");
+    batch.push(big);
+    assert.deepEqual(writes, ["a\nb\n", `c\n${big}`], "past the bound: written at once");
+    batch.close();
+    batch.flush();
+    assert.equal(writes.length, 2);
+  });
+
+  test("the process host's stderr goes through the batch", async () => {
+    const writes: string[] = [];
+    const original = process.stderr.write;
+    process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof original;
+    try {
+      const host = processHost();
+      host.stderr("one\n");
+      host.stderr("two\n");
+      assert.deepEqual(writes, []);
+      await nextTurn();
+    } finally {
+      process.stderr.write = original;
+    }
+    assert.deepEqual(writes, ["one\ntwo\n"]);
+  });
+
+  test("what is queued is written when the process exits at once", async () => {
+    const script = [
+      `import { processHost } from ${JSON.stringify(path.join(ROOT, "adapters/cli/host.ts"))};`,
+      "const host = processHost();",
+      'host.stderr("first\\n");',
+      'host.stderr("last\\n");',
+      "host.exit(3);",
+    ].join("\n");
+    const file = path.join(tmp, "exit_flush.ts");
+    fs.writeFileSync(file, script);
+    // The CLI's command with this script in place of cli.ts.
+    const proc = spawnCommand([...cliCommand().slice(0, -1), file]);
+    assert.equal(await within(20000, proc.exited, "exit"), 3);
+    await waitFor(() => proc.stderr.length >= 11, 5000, "stderr");
+    assert.equal(proc.stderr, "first\nlast\n");
+  });
+});
 
 describe("log injection", () => {
   test("the logger and teeLogger escape control characters in messages", () => {

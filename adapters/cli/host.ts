@@ -6,6 +6,7 @@
  */
 import process from "node:process";
 import { USAGE } from "../../lib/cli/args.ts";
+import { stderrBatch } from "../output/stderr.ts";
 
 /** The signals the command handles. */
 export type CliSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
@@ -31,8 +32,9 @@ export interface CliHost {
 }
 
 /**
- * The host of `cli.ts`: this process. Writes look `process.stderr.write`
- * up on each call, since the daemon child replaces it once ready.
+ * The host of `cli.ts`: this process. Stderr is written once per event-loop
+ * turn, in order (`adapters/output/stderr.ts`): one system call per turn
+ * rather than per log line.
  *
  * @example
  * ```ts
@@ -45,7 +47,7 @@ export interface CliHost {
 export function processHost(): CliHost {
   return {
     stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
+    stderr: (text) => stderrBatch().push(text),
     env: process.env,
     cwd: process.cwd(),
     pid: process.pid,

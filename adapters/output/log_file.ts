@@ -3,8 +3,8 @@
  * demand (SIGHUP, for logrotate).
  *
  * Lines are gathered and written once per event-loop turn with one
- * synchronous `write`, and whatever is pending is written from the
- * process's `exit` event. Why not a write stream: on `process.exit()` a
+ * synchronous `write` ({@link TextBatch}), and whatever is pending is
+ * written from the process's `exit` event. Why not a write stream: on `process.exit()` a
  * stream's queued or in-flight writes are lost, and a partly written chunk
  * cannot be retried without risking duplicates; a synchronous append per
  * batch never loses a line and costs microseconds (as upstream's
@@ -14,8 +14,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import process from "node:process";
-import { LOG_FILE_MAX_PENDING } from "../../lib/limits.ts";
+import { TextBatch } from "./text_batch.ts";
 
 /** An open log file. */
 export interface LogFile {
@@ -50,47 +49,31 @@ export interface LogFile {
 export function openLogFile(file: string): LogFile {
   const abs = path.resolve(file);
   let fd: number | undefined = fs.openSync(abs, "a", 0o644);
-  let pending: string[] = [];
-  let size = 0;
-  let scheduled = false;
-
-  const flush = () => {
-    scheduled = false;
-    if (size === 0 || fd === undefined) return;
-    const data = Buffer.from(pending.join(""));
-    pending = [];
-    size = 0;
+  const batch = new TextBatch((text) => {
+    if (fd === undefined) return;
+    const data = Buffer.from(text);
     try {
       for (let done = 0; done < data.length;) done += fs.writeSync(fd, data, done);
     } catch {
       // Disk full or file gone bad: drop these lines, logging never stops the proxy.
     }
-  };
-  process.on("exit", flush);
+  });
 
   return {
     path: abs,
     write(line) {
-      if (fd === undefined) return;
-      pending.push(`${line}\n`);
-      size += line.length + 1;
-      if (size > LOG_FILE_MAX_PENDING) flush();
-      else if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      if (fd !== undefined) batch.push(`${line}\n`);
     },
-    flush,
+    flush: batch.flush,
     reopen() {
       if (fd === undefined) return;
-      flush();
+      batch.flush();
       const next = fs.openSync(abs, "a", 0o644);
       fs.closeSync(fd);
       fd = next;
     },
     close() {
-      flush();
-      process.off("exit", flush);
+      batch.close();
       if (fd !== undefined) fs.closeSync(fd);
       fd = undefined;
     },

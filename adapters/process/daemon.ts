@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import process from "node:process";
 import { RUNTIME } from "../runtime.ts";
+import { flushStderr } from "../output/stderr.ts";
 
 /** Set in the daemon child's environment. */
 export const DAEMON_ENV = "WEBSOCKIFY_DAEMON_CHILD";
@@ -81,6 +82,7 @@ export function daemonize(args: string[], stderr: (text: string) => void): Promi
  * stderr (upstream points stdio at /dev/null).
  */
 export function daemonReady(): void {
+  flushStderr();
   process.stderr.write(`${READY}\n`);
   process.stderr.on("error", () => {});
   process.stderr.write = () => true;
