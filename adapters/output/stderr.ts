@@ -17,7 +17,7 @@ let batch: TextBatch | undefined;
  * ```ts
  * import { stderrBatch } from "./stderr.ts";
  *
- * stderrBatch().push("websockify: one line\n");
+ * const warn = (text: string) => stderrBatch().push(`websockify: ${text}\n`);
  * ```
  */
 export function stderrBatch(): TextBatch {
