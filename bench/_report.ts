@@ -5,6 +5,13 @@
  * @module
  */
 
+/** The middle value (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** One line of a proxy's table; a string cell is an error or a note. */
 export interface Row {
   readonly name: string;

@@ -20,7 +20,7 @@ import {
   type Proc,
   resetPeak,
 } from "./_proc.ts";
-import type { Row } from "./_report.ts";
+import { median, type Row } from "./_report.ts";
 
 /** Sizes of one run. */
 export interface Config {
@@ -63,12 +63,6 @@ interface Both<T> {
 type Side = "raw" | "proxy";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** The median of `pick` over one side, or "ERROR". */
 function cell<T>(side: T[] | string, pick: (t: T) => number): number | string {

@@ -14,7 +14,9 @@
  * `--args` passes space-separated options to every proxy (before its addresses);
  * `--pin` runs each proxy alone on the last CPU and this process and the target
  * on the others (`taskset`, as `bench/run.ts` does by default), so that the
- * proxy's own CPU bounds its rate.
+ * proxy's own CPU bounds its rate. With `--reps` above 1, a last table gives
+ * each proxy's medians and the spread of its total: on this machine one
+ * build's repetitions spread by ±30 %, so compare medians of alternating runs.
  *
  * @module
  */
@@ -25,6 +27,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Endpoint } from "./_client.ts";
 import { download, handshakes, upload } from "./_measure.ts";
+import { median } from "./_report.ts";
 import {
   buildDist,
   cpuTimes,
@@ -62,21 +65,47 @@ function usage(pid: number | "self"): [number, number, number] {
   return [t.user, t.system, t.faults];
 }
 
+/** The proxy's cost per unit in each repetition of a label: user and system ms, and the rate. */
+const repeats = new Map<string, { unit: string; user: number; system: number; rate: number }[]>();
+
 /** Runs `work` (which returns its unit count) and prints the cost per unit for each process. */
 async function phase(
   label: string,
   unit: string,
   pids: [string, number | "self"][],
-  work: () => Promise<{ units: number; rate: string }>,
+  work: () => Promise<{ units: number; rate: number; rateUnit: string }>,
 ): Promise<void> {
   const before = pids.map(([, pid]) => usage(pid));
-  const { units, rate } = await work();
-  const cells = pids.map(([, pid], i) => {
-    const [u, s, f] = usage(pid).map((v, k) => v - before[i]![k]!) as [number, number, number];
+  const { units, rate, rateUnit } = await work();
+  const costs = pids.map(([, pid], i) =>
+    usage(pid).map((v, k) => v - before[i]![k]!) as [number, number, number]
+  );
+  const cells = costs.map(([u, s, f]) => {
     const ms = (x: number) => (1000 * x / units).toFixed(3);
     return `${ms(u)} + ${ms(s)} ms/${unit}, ${(f / units).toFixed(1)} pf`;
   });
-  console.log(`| ${label} | ${rate} | ${cells.join(" | ")} |`);
+  console.log(`| ${label} | ${rate.toFixed(0)} ${rateUnit} | ${cells.join(" | ")} |`);
+  const [user, system] = costs.at(-1)!.map((x) => 1000 * x / units) as [number, number];
+  repeats.set(label, [...repeats.get(label) ?? [], { unit, user, system, rate }]);
+}
+
+/** Medians of each label's repetitions, with the spread of the proxy's total. */
+function summary(): string {
+  const rows = [...repeats].map(([label, runs]) => {
+    const totals = runs.map((r) => r.user + r.system);
+    const f = (x: number) => x.toFixed(3);
+    return `| ${label} | ${f(median(totals))} (${f(Math.min(...totals))}–${
+      f(Math.max(...totals))
+    }) | ${f(median(runs.map((r) => r.user)))} + ${f(median(runs.map((r) => r.system)))} | ${
+      median(runs.map((r) => r.rate)).toFixed(0)
+    } |`;
+  });
+  return [
+    `\nThe proxy, medians of ${reps} repetitions (ms per connection or per MiB):\n`,
+    "| runtime, step | total (min–max) | user + system | rate |",
+    "| --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
 }
 
 const target = await startTarget(65536);
@@ -117,11 +146,11 @@ for (const { name: runtime, root, i } of runs) {
   for (const step of values.steps.split(",")) {
     const shake = async (count: number, parallel: number) => {
       const r = await handshakes(ep, count, parallel, PHASE_MS);
-      return { units: r.count, rate: `${r.perSecond.toFixed(0)} conn/s` };
+      return { units: r.count, rate: r.perSecond, rateUnit: "conn/s" };
     };
     const move = async (fn: typeof upload) => {
       const perSecond = await fn(ep, MIB * 1048576);
-      return { units: MIB, rate: `${perSecond.toFixed(0)} MiB/s` };
+      return { units: MIB, rate: perSecond, rateUnit: "MiB/s" };
     };
     if (step === "seq") await phase(`${name} seq`, "conn", pids, () => shake(500, 1));
     else if (step === "par") await phase(`${name} 16-way`, "conn", pids, () => shake(3000, 16));
@@ -131,6 +160,7 @@ for (const { name: runtime, root, i } of runs) {
   }
   await proxy.stop();
 }
+if (reps > 1) console.log(summary());
 await target.stop();
 killAll();
 fs.rmSync(logDir, { recursive: true, force: true });
