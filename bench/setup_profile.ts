@@ -137,21 +137,34 @@ function summarize(profile: Profile, count: number): string {
     for (const file of seen) files.set(file, (files.get(file) ?? 0) + us);
   }
   const busy = total - idle;
-  const rows = (map: Map<string, number>) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, us]) =>
-      `| \`${key}\` | ${(us / busy * 100).toFixed(1)} % | ${(us / count).toFixed(1)} |`
-    );
+  const cells = (us: number): [string, string] => [
+    `${(us / busy * 100).toFixed(1)} %`,
+    (us / count).toFixed(1),
+  ];
   return [
     `busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled, ` +
     `${(busy / count).toFixed(0)} µs per connection\n`,
-    "| frame (self time) | share of busy | µs per connection |",
-    "| --- | --- | --- |",
-    ...rows(frames),
+    ...topTables("frame (self time)", frames, "share of busy", "µs per connection", cells),
     "",
-    "| source file (inclusive) | share of busy | µs per connection |",
-    "| --- | --- | --- |",
-    ...rows(files),
+    ...topTables("source file (inclusive)", files, "share of busy", "µs per connection", cells),
   ].join("\n");
+}
+
+/** A markdown table of the `top` largest entries of `map`, two figures each. */
+function topTables(
+  what: string,
+  map: Map<string, number>,
+  first: string,
+  second: string,
+  cells: (value: number) => [string, string],
+): string[] {
+  return [
+    `| ${what} | ${first} | ${second} |`,
+    "| --- | --- | --- |",
+    ...[...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, value]) =>
+      `| \`${key}\` | ${cells(value).join(" | ")} |`
+    ),
+  ];
 }
 
 /** Bytes per site (self) and per source file on the stack (inclusive). */
@@ -172,19 +185,15 @@ function summarizeAlloc(head: HeapNode, count: number): string {
     for (const child of node.children) walk(child, here);
   };
   walk(head, []);
-  const rows = (map: Map<string, number>) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, bytes]) =>
-      `| \`${key}\` | ${(bytes / total * 100).toFixed(1)} % | ${(bytes / count).toFixed(0)} |`
-    );
+  const cells = (bytes: number): [string, string] => [
+    `${(bytes / total * 100).toFixed(1)} %`,
+    (bytes / count).toFixed(0),
+  ];
   return [
     `${(total / count / 1024).toFixed(1)} KiB allocated per connection (sampled)\n`,
-    "| allocation site (self) | share | bytes per connection |",
-    "| --- | --- | --- |",
-    ...rows(sites),
+    ...topTables("allocation site (self)", sites, "share", "bytes per connection", cells),
     "",
-    "| source file (inclusive) | share | bytes per connection |",
-    "| --- | --- | --- |",
-    ...rows(files),
+    ...topTables("source file (inclusive)", files, "share", "bytes per connection", cells),
   ].join("\n");
 }
 
