@@ -13,6 +13,7 @@ import { ChunkQueue, type QueueSource, READY, StreamViews } from "../../lib/brid
 import type { ChunkWriter, Conn, Target } from "../../lib/types.ts";
 import { CONNECT_TIMEOUT_MS, HIGH_WATER_MARK, SEND_HIGH_WATER_MARK } from "../../lib/limits.ts";
 import { deadlines } from "../../lib/deadlines.ts";
+import { RUNTIME } from "../runtime.ts";
 
 /** Wraps a connected socket. Bytes are not copied on the way through. */
 export function socketConn(sock: net.Socket): Conn {
@@ -73,6 +74,13 @@ class SocketConn extends StreamViews<Uint8Array, Uint8Array> implements Conn, Qu
   }
 }
 
+/**
+ * Bun's `node:net` joins corked writes into a new buffer, a copy of every
+ * 64 KiB frame; writing each piece at once costs less there
+ * (`docs/runtimes.md`, "Bun: corked writes are copied").
+ */
+const CORK = RUNTIME !== "bun";
+
 /** Writes to a socket; `ready` waits for a drain once past the send mark. */
 export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   ready: Promise<void> = READY;
@@ -88,11 +96,11 @@ export class SocketWriter<T = Uint8Array> implements ChunkWriter<T> {
   /**
    * Writes `bytes`; what is written in one turn goes out in one writev (a
    * 64 KiB client message spans two socket reads and arrives as two pieces;
-   * a frame is a head and a payload). `sent` is called once they have left
-   * user space (or failed).
+   * a frame is a head and a payload), except on Bun (see `CORK`). `sent` is
+   * called once they have left user space (or failed).
    */
   protected send(bytes: Uint8Array, sent?: () => void): void {
-    if (!this.#corked) {
+    if (!this.#corked && CORK) {
       this.#corked = true;
       this.sock.cork();
       // A shared function, not a closure per writer (two per session).
