@@ -12,13 +12,17 @@ import { UsageError } from "../lib/errors.ts";
 import {
   assertStartError,
   closed,
+  httpGet,
   openClient,
   receive,
+  ROOT,
   runCli,
   spawnCli,
+  spawnCommand,
   startEchoServer,
   startTcpServer,
   waitFor,
+  which,
   within,
 } from "./_harness.ts";
 
@@ -413,6 +417,42 @@ describe("websockify command", { timeout: 60000 }, () => {
       }
     });
   }
+
+  // Whichever runtime runs the suite: the probe is Node's, so the proxy is too.
+  test("the Node proxy loads undici only for its first plain HTTP request", async () => {
+    const node = which("node");
+    assert.ok(node, "node is on the PATH");
+    const echo = await startEchoServer();
+    const probe = `${ROOT}tests/fixtures/undici_probe.cjs`;
+    const cli = `${ROOT}cli.ts`;
+    const proc = spawnCommand([
+      ...[node, "--require", probe, "--import", "tsx", cli],
+      ...["127.0.0.1:0", `127.0.0.1:${echo.port}`],
+    ]);
+    const loaded = async (): Promise<string> => {
+      const seen = proc.stderr.length;
+      process.kill(proc.child.pid!, "SIGUSR2");
+      const answer = () => /undici loaded: (\w+)/.exec(proc.stderr.slice(seen))?.[1];
+      await waitFor(() => answer() !== undefined, 5000, "the probe's answer");
+      return answer()!;
+    };
+    try {
+      const port = await proc.port();
+      const ws = await openClient(port, ["binary"]);
+      const got = receive(ws, 5);
+      ws.send(new TextEncoder().encode("hello"));
+      await within(5000, got, "echo");
+      ws.close();
+      await within(5000, closed(ws), "client close");
+      assert.equal(await loaded(), "false", proc.stderr);
+      // The app still answers plain requests, loading the HTTP layer then.
+      assert.equal((await httpGet(port, "/")).status, 405);
+      assert.equal(await loaded(), "true", proc.stderr);
+    } finally {
+      await proc.kill("SIGKILL");
+      await echo.close();
+    }
+  });
 
   test("websockify --traffic prints } per client chunk and { per target chunk", async () => {
     let targetSock: net.Socket | undefined;

@@ -13,7 +13,6 @@ import http from "node:http";
 import net from "node:net";
 import process from "node:process";
 import type { Duplex } from "node:stream";
-import { getRequestListener } from "@hono/node-server";
 import type tls from "node:tls";
 import { type Logger, SILENT_LOGGER } from "../../lib/log.ts";
 import { classifyFirstBytes, POLICY_RESPONSE } from "../../lib/protocol/sniff.ts";
@@ -100,11 +99,15 @@ export async function listenNode(
   const pending = new Map<net.Socket, HandshakeDeadline>();
   let nextId = 1;
 
-  const httpServer = http.createServer(
-    getRequestListener((req, env) =>
-      handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
-    ),
-  );
+  // Loaded on the first plain request: on Node, importing @hono/node-server
+  // loads undici, 2 MiB of heap that every full collection then marks, which
+  // a proxy serving only WebSockets never uses (`bench/README.md`, "Issue 16:
+  // throughput, third round").
+  let serve: Promise<http.RequestListener> | undefined;
+  const httpServer = http.createServer((req, res) => {
+    serve ??= honoListener(handlers, infos);
+    serve.then((listener) => listener(req, res), () => res.destroy());
+  });
   // A request head is whole: the deadline waits for its answer, then for the next head.
   httpServer.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const deadline = pending.get(rawSocket(req.socket));
@@ -343,6 +346,17 @@ export async function listenNode(
       return stopped;
     },
   };
+}
+
+/** `node:http`'s handler for the app's plain requests. */
+async function honoListener(
+  handlers: ServerHandlers,
+  infos: WeakMap<object, ConnInfo>,
+): Promise<http.RequestListener> {
+  const { getRequestListener } = await import("@hono/node-server");
+  return getRequestListener((req, env) =>
+    handlers.fetch(req, { info: infos.get(env.incoming.socket)! })
+  );
 }
 
 /** A plain request's answer to another protocol's upgrade: not switching. */

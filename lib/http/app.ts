@@ -160,7 +160,9 @@ export function createApp(options: AppOptions): App {
     conn: ConnInfo,
     ticket: Ticket | undefined,
   ): UpgradeDecision => {
-    if (resolved instanceof Response) {
+    // A target has `kind`, a resolved one `target`: the common case never
+    // reads the global `Response` (on Node, its first use loads undici).
+    if (!("kind" in resolved || "target" in resolved) && resolved instanceof Response) {
       ticket?.cancel();
       return refusal(resolved);
     }
@@ -210,7 +212,7 @@ export function createApp(options: AppOptions): App {
     request: UpgradeRequest | Request,
     conn: ConnInfo,
   ): UpgradeDecision | Promise<UpgradeDecision> => {
-    const req = request instanceof Request ? upgradeRequestOf(request) : request;
+    const req = "request" in request ? request : upgradeRequestOf(request);
     const headers = req.headers;
     const info = trusted ? clientThroughProxies(conn, headers, trusted) : conn;
     // First: a client that may not come in learns nothing else.
