@@ -106,7 +106,7 @@ export async function listenNode(
   let serve: Promise<http.RequestListener> | undefined;
   const httpServer = http.createServer((req, res) => {
     serve ??= honoListener(handlers, infos);
-    serve.then((listener) => listener(req, res), () => res.destroy());
+    serve.then((listener) => listener(req, res)).catch(() => res.destroy());
   });
   // A request head is whole: the deadline waits for its answer, then for the next head.
   httpServer.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
