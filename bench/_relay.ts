@@ -9,19 +9,17 @@
  * @module
  */
 import net from "node:net";
-import process from "node:process";
+import { relayAddresses } from "./_relay_args.ts";
 
-const [listen, target] = process.argv.slice(2).map((arg) => {
-  const at = arg.lastIndexOf(":");
-  return { host: arg.slice(0, at), port: Number(arg.slice(at + 1)) };
-});
-if (!listen || !target) {
-  console.error("Usage: _relay.ts LISTEN_HOST:PORT TARGET_HOST:PORT");
-  process.exit(2);
-}
+const { listen, target } = relayAddresses("_relay.ts");
 
 const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
-  const upstream = net.connect({ ...target, allowHalfOpen: true, noDelay: true });
+  const upstream = net.connect({
+    host: target.hostname,
+    port: target.port,
+    allowHalfOpen: true,
+    noDelay: true,
+  });
   client.pipe(upstream);
   upstream.pipe(client);
   client.on("error", () => upstream.destroy());
@@ -29,7 +27,7 @@ const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client)
   client.on("close", () => upstream.destroy());
   upstream.on("close", () => client.destroy());
 });
-server.listen(listen.port, listen.host, () => {
+server.listen(listen.port, listen.hostname, () => {
   const { address, port } = server.address() as net.AddressInfo;
   console.log(`Listen on ${address}:${port}`);
 });

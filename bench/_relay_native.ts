@@ -10,15 +10,9 @@
  * @module
  */
 import process from "node:process";
+import { relayAddresses } from "./_relay_args.ts";
 
-const [listen, target] = process.argv.slice(2).map((arg) => {
-  const at = arg.lastIndexOf(":");
-  return { hostname: arg.slice(0, at), port: Number(arg.slice(at + 1)) };
-});
-if (!listen || !target) {
-  console.error("Usage: _relay_native.ts LISTEN_HOST:PORT TARGET_HOST:PORT");
-  process.exit(2);
-}
+const { listen, target } = relayAddresses("_relay_native.ts");
 
 // --- the slices of the Deno and Bun APIs in use (no runtime types for tsc) ---
 
@@ -68,11 +62,11 @@ async function pipe(from: DenoConn, to: DenoConn): Promise<void> {
 }
 
 async function denoRelay(deno: DenoSlice): Promise<void> {
-  const server = deno.listen(listen!);
+  const server = deno.listen(listen);
   console.log(`Listen on ${server.addr.hostname}:${server.addr.port}`);
   for await (const client of server) {
     client.setNoDelay(true);
-    deno.connect(target!).then(async (up) => {
+    deno.connect(target).then(async (up) => {
       up.setNoDelay(true);
       await Promise.all([pipe(client, up), pipe(up, client)]);
       client.close();

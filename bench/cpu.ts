@@ -66,7 +66,7 @@ function usage(pid: number | "self"): [number, number, number] {
 }
 
 /** The proxy's cost per unit in each repetition of a label: user and system ms, and the rate. */
-const repeats = new Map<string, { unit: string; user: number; system: number; rate: number }[]>();
+const repeats = new Map<string, { user: number; system: number; rate: number }[]>();
 
 /** Runs `work` (which returns its unit count) and prints the cost per unit for each process. */
 async function phase(
@@ -86,7 +86,7 @@ async function phase(
   });
   console.log(`| ${label} | ${rate.toFixed(0)} ${rateUnit} | ${cells.join(" | ")} |`);
   const [user, system] = costs.at(-1)!.map((x) => 1000 * x / units) as [number, number];
-  repeats.set(label, [...repeats.get(label) ?? [], { unit, user, system, rate }]);
+  repeats.set(label, [...repeats.get(label) ?? [], { user, system, rate }]);
 }
 
 /** Medians of each label's repetitions, with the spread of the proxy's total. */

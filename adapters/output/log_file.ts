@@ -4,11 +4,11 @@
  *
  * Lines are gathered and written once per event-loop turn with one
  * synchronous `write` ({@link TextBatch}), and whatever is pending is
- * written from the process's `exit` event. Why not a write stream: on `process.exit()` a
- * stream's queued or in-flight writes are lost, and a partly written chunk
- * cannot be retried without risking duplicates; a synchronous append per
- * batch never loses a line and costs microseconds (as upstream's
- * `logging.FileHandler`, which writes synchronously per line).
+ * written from the process's `exit` event. Why not a write stream: on
+ * `process.exit()` a stream's queued or in-flight writes are lost, and a
+ * partly written chunk cannot be retried without risking duplicates; a
+ * synchronous append per batch never loses a line and costs microseconds
+ * (as upstream's `logging.FileHandler`, which writes synchronously per line).
  *
  * @module
  */
